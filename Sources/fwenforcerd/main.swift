@@ -1,0 +1,2 @@
+import Enforcer
+print("fwenforcerd")
