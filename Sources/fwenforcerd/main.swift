@@ -1,2 +1,179 @@
+import ArgumentParser
 import Enforcer
-print("fwenforcerd")
+import Foundation
+
+/// The installed config path; the systemd unit and `make install` use the same.
+let defaultConfigPath = "/etc/fwenforcer/fwenforcer.conf"
+
+@main
+struct Fwenforcerd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fwenforcerd",
+        abstract: "Compile a host's minimal firewall from a role catalog and enforce it with nftables.",
+        discussion: """
+        fwenforcerd reads fwenforcer.conf (this VM's roles and its peers' addresses, grouped by role), \
+        compiles the ingress and egress allow-list the role catalog asks for, and programs it into one \
+        nftables table (inet fwenforcer) over netlink.
+
+        Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
+        """,
+        subcommands: [Plan.self, Check.self, CatalogCommand.self],
+        defaultSubcommand: nil
+    )
+}
+
+/// Options shared by commands that read a config file.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("Config file.", valueName: "file"))
+    var config: String = defaultConfigPath
+
+    @Option(name: .customLong("role"),
+            help: ArgumentHelp("Plan as a host with this role (repeatable); overrides [host] roles.", valueName: "role"))
+    var roles: [String] = []
+
+    @Option(name: .customLong("host-address"),
+            help: ArgumentHelp("With roles = \"auto\": plan as the host that owns this address (repeatable), instead of this machine.",
+                               valueName: "address"))
+    var hostAddresses: [String] = []
+
+    /// Loads the config and resolves this host's roles; input errors are printed and exit 1.
+    func load() throws -> (Config, [String]) {
+        do {
+            let cfg = try Config.load(path: config)
+            for w in cfg.warnings { printError("warning: \(w)") }
+            if !roles.isEmpty {
+                for r in roles where !cfg.catalog.isRole(r) {
+                    throw InputError(file: "--role", line: nil, key: nil, message: "unknown role \"\(r)\" in catalog \(cfg.catalog.name)")
+                }
+                return (cfg, roles)
+            }
+            var addrs = localInterfaceAddresses()
+            if !hostAddresses.isEmpty {
+                addrs = []
+                for a in hostAddresses {
+                    guard let ip = IPAddress(a) else {
+                        throw InputError(file: "--host-address", line: nil, key: nil, message: "\"\(a)\" is not an IP address")
+                    }
+                    addrs.append(ip)
+                }
+            }
+            return (cfg, try cfg.resolveRoles(hostAddresses: addrs))
+        } catch let e as InputError {
+            printError("error: \(e)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
+    case nft, json
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the ruleset this host would enforce (a dry run; needs no privileges).",
+        discussion: "The nft output is what `nft list table inet fwenforcer` will show once applied, and is accepted by `nft -c -f`.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Output format.")
+    var format: PlanFormat = .nft
+
+    func run() throws {
+        let (cfg, roles) = try options.load()
+        let plan = Compiler.compile(config: cfg, roles: roles)
+        switch format {
+        case .nft:
+            print("# fwenforcer plan for roles: \(roles.joined(separator: ", ")) (catalog \(cfg.catalog.name)\(cfg.effectiveVersion.map { " \($0)" } ?? ""))")
+            print(NftRenderer.render(plan.ruleset), terminator: "")
+        case .json:
+            print(JSONRenderer.render(plan: plan), terminator: "")
+        }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a config file; exit 0 when it is good, 1 with the file, line and key of the first error.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let (cfg, roles) = try options.load()
+        let plan = Compiler.compile(config: cfg, roles: roles)
+        let rules = plan.ruleset.chains.reduce(0) { $0 + $1.rules.count }
+        let elements = plan.ruleset.sets.reduce(0) { $0 + $1.elements.ranges.count }
+        print("\(cfg.path): ok: roles \(roles.joined(separator: ", ")); \(plan.ruleset.chains.count) chains, \(rules) rules, \(plan.ruleset.sets.count) sets, \(elements) set elements")
+    }
+}
+
+enum CatalogFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+struct CatalogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog",
+        abstract: "Show a role catalog's rows (built-in: cloudcenter, cloudify; or a catalog file).")
+
+    @Option(help: ArgumentHelp("Built-in catalog name or catalog file path.", valueName: "name|path"))
+    var catalog: String = "cloudcenter"
+
+    @Option(help: "Only this role's rows.")
+    var role: String?
+
+    @Flag(help: "Only rows whose flow is documented at this end only.")
+    var oneSided = false
+
+    @Option(help: "Output format.")
+    var format: CatalogFormat = .text
+
+    func run() throws {
+        let cat: Enforcer.Catalog
+        do {
+            cat = try Enforcer.Catalog.load(catalog)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        if let role, !cat.isRole(role) {
+            printError("error: unknown role \"\(role)\" in catalog \(cat.name); roles: \(cat.roles.map(\.name).joined(separator: ", "))")
+            throw ExitCode(1)
+        }
+        let oneSidedRows = cat.oneSidedRows()
+        let oneSidedIDs = Set(oneSidedRows.map(\.row.id))
+        var rows = cat.rows.filter { role == nil || $0.role == role }
+        if oneSided { rows = rows.filter { oneSidedIDs.contains($0.id) } }
+        switch format {
+        case .json:
+            print(JSONRenderer.render(rows: rows, oneSided: oneSidedIDs), terminator: "")
+        case .text:
+            print(TextTable.render(
+                header: ["id", "dir", "proto", "ports", "remote", "condition", "note"],
+                rows: rows.map { r in
+                    let missing = oneSidedRows.first { $0.row.id == r.id }?.missingAt ?? []
+                    var cond = [r.feature.map { "feature \($0)" }, r.versions.map { "version \($0)" }].compactMap { $0 }
+                    if !missing.isEmpty { cond.append("one-sided (not in \(missing.joined(separator: ",")))") }
+                    return [r.id, r.direction == .ingress ? "in" : "out", r.proto.rawValue,
+                            r.ports.isEmpty ? "all" : r.ports.map(\.description).joined(separator: ","),
+                            r.remote.joined(separator: ","), cond.joined(separator: "; "), r.note]
+                }), terminator: "")
+        }
+    }
+}
+
+enum TextTable {
+    static func render(header: [String], rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count - 1 { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+}
+
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}

@@ -1,0 +1,177 @@
+/// The compiled plan for one host: the ruleset and what it was made from.
+public struct Plan: Sendable, Hashable {
+    public var ruleset: Ruleset
+    public var roles: [String]
+    public var flows: [Flow]
+}
+
+/// Turns (catalog, config, this host's roles) into the smallest ruleset that lets exactly the
+/// catalog's flows through. Pure and deterministic: the same input gives the same value, and so
+/// byte-identical renderings.
+public enum Compiler {
+    /// nft refuses longer rule comments (NFTNL_UDATA_COMMENT_MAXLEN).
+    static let maxCommentBytes = 128
+    /// Prefixes of the drop log, so an operator can grep or route them.
+    public static func logPrefix(_ direction: Direction, audit: Bool) -> String {
+        "fwenforcer \(direction == .ingress ? "in" : "out") \(audit ? "audit" : "drop"): "
+    }
+
+    /// ICMPv6 that IPv6 itself needs, in both directions and whatever conntrack thinks of it
+    /// (neighbour discovery is not tracked, so these come before the invalid-state drop).
+    static let icmpv6Essentials: [ICMPType] = [
+        .packetTooBig, .mldListenerQuery, .mldListenerReport, .mldListenerDone,
+        .routerSolicit, .routerAdvert, .neighborSolicit, .neighborAdvert, .mld2ListenerReport,
+    ]
+
+    public static func compile(config: Config, roles: [String]) -> Plan {
+        let flows = config.catalog.flows(roles: roles, features: Set(config.host.features),
+                                         version: config.effectiveVersion, strict: config.host.strict)
+            + failsafeFlows(config)
+        var sets: [String: NamedSet] = [:]
+        var chains: [Chain] = []
+        for direction in Direction.allCases {
+            let mode = direction == .ingress ? config.enforce.ingress : config.enforce.egress
+            guard mode != .off else { continue }
+            var rules = baseRules(direction, config: config)
+            for rule in catalogRules(flows.filter { $0.direction == direction }, direction: direction, config: config, sets: &sets) {
+                rules.append(rule)
+            }
+            rules += tailRules(direction, mode: mode, config: config)
+            chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
+                                policy: mode == .enforce ? .drop : .accept, rules: rules))
+        }
+        let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)
+        return Plan(ruleset: ruleset, roles: roles, flows: flows)
+    }
+
+    /// Lockout protection: where administrators' SSH sources are configured, every ruleset lets
+    /// them reach port 22, whatever the catalog says of the host's roles.
+    static func failsafeFlows(_ config: Config) -> [Flow] {
+        guard !config.addresses(of: "admin_ssh").isEmpty else { return [] }
+        return [Flow(direction: .ingress, remote: "admin_ssh", proto: .tcp, ports: [PortRange(22)],
+                     rowID: "failsafe", derived: false, note: "administrators' SSH is always kept open")]
+    }
+
+    // MARK: - fixed rules
+
+    static func baseRules(_ direction: Direction, config: Config) -> [Rule] {
+        let hook = direction.hook
+        var rules: [Rule] = [
+            Rule(matches: [.interface(hook, "lo")], verdict: .accept, comment: "loopback"),
+            Rule(matches: [.icmpTypes(.ipv6, icmpv6Essentials)], verdict: .accept,
+                 comment: "IPv6 neighbour discovery, multicast listeners, path MTU"),
+            Rule(matches: [.ctState([.invalid])], statements: [.counter], verdict: .drop, comment: "invalid packets"),
+            // Replies are accepted by conntrack direction, not by "established": a connection's
+            // original-direction packets keep meeting the allow rules, so a peer removed from its
+            // group loses its established connections at the next reconcile.
+            Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
+            Rule(matches: [.ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections"),
+        ]
+        if config.enforce.ping {
+            rules.append(Rule(matches: [.icmpTypes(.ipv4, [.echoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))
+            rules.append(Rule(matches: [.icmpTypes(.ipv6, [.v6EchoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))
+        }
+        if config.enforce.dhcpClient {
+            let (v4, v6): ((UInt16, UInt16), (UInt16, UInt16)) = direction == .ingress ? ((67, 68), (547, 546)) : ((68, 67), (546, 547))
+            rules.append(Rule(matches: [.ports(.source, .udp, [PortRange(v4.0)]), .ports(.destination, .udp, [PortRange(v4.1)])],
+                              verdict: .accept, comment: "DHCPv4 client ([enforce] dhcp_client)"))
+            rules.append(Rule(matches: [.ports(.source, .udp, [PortRange(v6.0)]), .ports(.destination, .udp, [PortRange(v6.1)])],
+                              verdict: .accept, comment: "DHCPv6 client ([enforce] dhcp_client)"))
+        }
+        return rules
+    }
+
+    static func tailRules(_ direction: Direction, mode: EnforceMode, config: Config) -> [Rule] {
+        let audit = mode == .audit
+        var rules: [Rule] = []
+        if config.enforce.logDrops {
+            let rate = UInt64(config.enforce.logRate)
+            rules.append(Rule(statements: [.limit(RateLimit(rate: rate, per: .second, burst: UInt32(rate * 2))),
+                                           .log(prefix: logPrefix(direction, audit: audit), level: .info, group: nil)],
+                              verdict: nil, comment: audit ? "log what enforce mode would drop" : "log drops (rate-limited)"))
+        }
+        rules.append(Rule(statements: [.counter], verdict: audit ? .accept : .drop,
+                          comment: audit ? "audit: would be dropped" : "default deny"))
+        return rules
+    }
+
+    // MARK: - catalog rules
+
+    private struct RuleKey: Hashable, Comparable {
+        let remote: String
+        let proto: RowProtocol
+        static func < (a: RuleKey, b: RuleKey) -> Bool { (a.remote, a.proto) < (b.remote, b.proto) }
+    }
+
+    /// One rule per (remote group, protocol, family): equal ports to the same group merge into one
+    /// port set, an all-ports flow absorbs the port flows it covers, and a group with no members
+    /// produces nothing.
+    static func catalogRules(_ flows: [Flow], direction: Direction, config: Config, sets: inout [String: NamedSet]) -> [Rule] {
+        var byKey: [RuleKey: [Flow]] = [:]
+        for f in flows { byKey[RuleKey(remote: f.remote, proto: f.proto), default: []].append(f) }
+        // A group's "any protocol, all ports" flow covers its tcp and udp flows.
+        for (key, anyFlows) in byKey where key.proto == .any {
+            for p in [RowProtocol.tcp, .udp] {
+                let k = RuleKey(remote: key.remote, proto: p)
+                if let covered = byKey.removeValue(forKey: k) { byKey[key] = anyFlows + covered }
+            }
+        }
+        let end: PacketEnd = direction == .ingress ? .source : .destination
+        var rules: [Rule] = []
+        for key in byKey.keys.sorted() {
+            let group = byKey[key]!
+            var matches: [Match] = []
+            if let transport = key.proto.transport {
+                if group.contains(where: { $0.ports.isEmpty }) {
+                    matches.append(.transport(transport))
+                } else {
+                    matches.append(.ports(.destination, transport, PortRange.normalize(group.flatMap(\.ports))))
+                }
+            }
+            let comment = ruleComment(group)
+            let members = config.addresses(of: key.remote)
+            if key.remote == "any" && config.groups["any"] == nil {
+                // "Anywhere" needs no set; an explicit [groups] any = [...] narrows it like any group.
+                rules.append(Rule(matches: matches, verdict: .accept, comment: comment))
+                continue
+            }
+            for family in AddressFamily.allCases {
+                let elements = AddressSet(family: family, prefixes: members)
+                guard !elements.isEmpty else { continue }
+                let name = "\(key.remote)_\(family.setSuffix)"
+                sets[name] = NamedSet(name: name, family: family, interval: !elements.hostsOnly, elements: elements)
+                rules.append(Rule(matches: [.addressInSet(end, family, set: name)] + matches, verdict: .accept, comment: comment))
+            }
+        }
+        return rules
+    }
+
+    /// "CCO#1 CCM#9: For two-way communication between the CCO and CCM VMs." within nft's limit.
+    static func ruleComment(_ flows: [Flow]) -> String {
+        var ids: [String] = []
+        for f in flows.sorted(by: { rowOrder($0.rowID, $1.rowID) }) where !ids.contains(f.rowID) { ids.append(f.rowID) }
+        let note = (flows.first { !$0.derived && !$0.note.isEmpty } ?? flows.first { !$0.note.isEmpty })?.note ?? ""
+        var text = ids.joined(separator: " ")
+        if !note.isEmpty { text += ": " + note }
+        return truncate(text, bytes: maxCommentBytes)
+    }
+
+    static func truncate(_ s: String, bytes: Int) -> String {
+        guard s.utf8.count > bytes else { return s }
+        var out = ""
+        for ch in s {
+            if out.utf8.count + ch.utf8.count > bytes - 3 { break }
+            out.append(ch)
+        }
+        return out + "..."
+    }
+
+    /// `CCO#2` before `CCO#10`; roles by name.
+    static func rowOrder(_ a: String, _ b: String) -> Bool {
+        func split(_ s: String) -> (String, Int) {
+            let parts = s.split(separator: "#")
+            return (String(parts[0]), parts.count > 1 ? Int(parts[1]) ?? 0 : 0)
+        }
+        return split(a) < split(b)
+    }
+}

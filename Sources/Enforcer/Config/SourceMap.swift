@@ -1,0 +1,138 @@
+/// Where keys and values sit in a TOML document, so that errors found after parsing (an unknown
+/// role, a malformed address) can name a line.
+///
+/// TOMLKit reports positions only for syntax errors; its values carry none. The document has already
+/// been parsed by TOMLKit when this runs, so the scan only needs to recognise table headers and
+/// `key =` lines of a valid document, and string values inside a key's extent.
+struct SourceMap {
+    private struct KeyEntry {
+        let line: Int
+        var endLine: Int
+    }
+
+    private let lines: [Substring]
+    private var keys: [String: KeyEntry] = [:]
+    private var headers: [String: Int] = [:]
+
+    init(text: String) {
+        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var table = ""
+        var arrayCounts: [String: Int] = [:]
+        var lastKey: String?
+        for (index, raw) in lines.enumerated() {
+            let lineNo = index + 1
+            let line = SourceMap.stripComment(raw).trimmingCharacters(in: " \t\r")
+            if line.hasPrefix("[[") {
+                let name = SourceMap.keyPath(String(line.dropFirst(2).prefix { $0 != "]" }))
+                let n = arrayCounts[name, default: 0]
+                arrayCounts[name] = n + 1
+                table = "\(name)[\(n)]"
+                headers[table] = lineNo
+                closeKey(&lastKey, before: lineNo)
+            } else if line.hasPrefix("[") {
+                table = SourceMap.keyPath(String(line.dropFirst().prefix { $0 != "]" }))
+                headers[table] = lineNo
+                closeKey(&lastKey, before: lineNo)
+            } else if let eq = SourceMap.assignmentIndex(line) {
+                let key = SourceMap.keyPath(String(line[..<eq]))
+                let full = table.isEmpty ? key : "\(table).\(key)"
+                closeKey(&lastKey, before: lineNo)
+                if keys[full] == nil { keys[full] = KeyEntry(line: lineNo, endLine: lines.count) }
+                lastKey = full
+            }
+        }
+    }
+
+    private mutating func closeKey(_ key: inout String?, before line: Int) {
+        if let k = key, var e = keys[k], e.endLine == lines.count {
+            e.endLine = line - 1
+            keys[k] = e
+        }
+        key = nil
+    }
+
+    /// The line of `path` (`host.roles`, `rule[3].ports`), or of its table header, or nil.
+    func line(of path: String) -> Int? {
+        if let e = keys[path] { return e.line }
+        if let h = headers[path] { return h }
+        return nil
+    }
+
+    /// The line, within the extent of key `path`, where the string `value` is written; falls back to
+    /// the key's own line.
+    func line(of path: String, value: String) -> Int? {
+        guard let e = keys[path] else { return line(of: path) }
+        let needles = ["\"\(value)\"", "'\(value)'"]
+        for n in e.line...max(e.line, e.endLine) where n <= lines.count {
+            let text = lines[n - 1]
+            if needles.contains(where: { text.contains($0) }) { return n }
+        }
+        return e.line
+    }
+
+    // MARK: - lexical helpers (for an already-valid document)
+
+    /// The line without a trailing comment; `#` inside strings is kept.
+    static func stripComment(_ line: Substring) -> Substring {
+        var inBasic = false, inLiteral = false, escaped = false
+        for i in line.indices {
+            let c = line[i]
+            if inBasic {
+                if escaped { escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { inBasic = false }
+            } else if inLiteral {
+                if c == "'" { inLiteral = false }
+            } else if c == "\"" { inBasic = true } else if c == "'" { inLiteral = true } else if c == "#" {
+                return line[..<i]
+            }
+        }
+        return line
+    }
+
+    /// Index of the `=` of a `key = value` line, if the line starts with a key.
+    static func assignmentIndex(_ line: String) -> String.Index? {
+        var inQuote: Character?
+        for i in line.indices {
+            let c = line[i]
+            if let q = inQuote {
+                if c == q { inQuote = nil }
+            } else if c == "\"" || c == "'" {
+                inQuote = c
+            } else if c == "=" {
+                return i
+            } else if !(c.isLetter || c.isNumber || c == "_" || c == "-" || c == "." || c == " " || c == "\t") {
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// `a . "b c"` → `a.b c`: dotted keys joined, quotes and blanks removed.
+    static func keyPath(_ text: String) -> String {
+        var parts: [String] = []
+        var current = ""
+        var inQuote: Character?
+        for c in text {
+            if let q = inQuote {
+                if c == q { inQuote = nil } else { current.append(c) }
+            } else if c == "\"" || c == "'" {
+                inQuote = c
+            } else if c == "." {
+                parts.append(current)
+                current = ""
+            } else if c != " " && c != "\t" {
+                current.append(c)
+            }
+        }
+        parts.append(current)
+        return parts.joined(separator: ".")
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
