@@ -1,0 +1,46 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a program and collects its exit status and output (tests only; the product never runs nft).
+@discardableResult
+func run(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = argv
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let inPipe = Pipe()
+    p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+    try p.run()
+    if let input {
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try inPipe.fileHandleForWriting.close()
+    }
+    // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    let errData = errBox.data
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// True when the tests can make network namespaces and program netfilter in them.
+let canUseNetns: Bool = geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/nft")
+
+/// Checks nft text with `nft -c -f` in a network namespace of its own that disappears with the
+/// process (`unshare --net`), so the machine's own firewall is never involved.
+func nftCheck(_ text: String) throws -> (ok: Bool, message: String) {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-check-\(UUID().uuidString).nft")
+    try text.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let r = try run(["unshare", "--net", "nft", "-c", "-f", file.path])
+    return (r.status == 0, r.stderr)
+}
