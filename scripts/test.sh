@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`) runs this: install what is missing, build, run every test.
+# Kernel tests need root; they create their own network namespaces and delete them, and never touch
+# the firewall of the namespace this script runs in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+swift build --build-tests
+swift test --skip-build
