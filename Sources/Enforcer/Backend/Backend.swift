@@ -1,0 +1,107 @@
+import Foundation
+
+/// The narrow seam between fwenforcer's pure core and the kernel.
+///
+/// Two implementations: `NetlinkBackend` (the kernel, through libnftnl/libmnl) and `FakeBackend`
+/// (in memory, with the kernel's errors). Everything above this protocol is tested against the fake.
+public protocol Backend: AnyObject {
+    /// Reads the named `inet` table as a `Ruleset` (rules in canonical form, chains in kernel
+    /// order), together with the ruleset generation it was read at. The ruleset is nil when the
+    /// table does not exist.
+    func read(table: String) throws(BackendError) -> Snapshot
+
+    /// Applies the transaction atomically: all of it or, on error, none of it.
+    func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport
+
+    /// Has the transaction validated (by the kernel, for the netlink backend) without changing
+    /// anything; throws the same errors `apply` would.
+    func check(_ tx: Transaction) throws(BackendError)
+}
+
+/// A table as read at one ruleset generation.
+public struct Snapshot: Sendable, Hashable {
+    public var ruleset: Ruleset?
+    public var generation: UInt32
+
+    public init(ruleset: Ruleset?, generation: UInt32) {
+        self.ruleset = ruleset
+        self.generation = generation
+    }
+}
+
+/// What an apply did, for the one-line summary.
+public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
+    /// Netlink messages in the batch, BATCH_BEGIN and BATCH_END excluded (for the fake: operations).
+    public var messages: Int
+    /// Bytes sent (0 for the fake).
+    public var bytes: Int
+    /// Objects added and removed; set elements count one per range or address.
+    public var added: Int
+    public var removed: Int
+    /// Chains whose rules were flushed (and re-added).
+    public var flushedChains: Int
+    /// Compare-and-swap retries taken (ERESTART) before the batch went through.
+    public var retries: Int
+    public var duration: Duration
+
+    public init(messages: Int, bytes: Int, added: Int, removed: Int, flushedChains: Int, retries: Int = 0, duration: Duration) {
+        self.messages = messages
+        self.bytes = bytes
+        self.added = added
+        self.removed = removed
+        self.flushedChains = flushedChains
+        self.retries = retries
+        self.duration = duration
+    }
+
+    public var description: String {
+        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        var text = "\(added) added, \(removed) removed"
+        if flushedChains > 0 { text += ", \(flushedChains) chain\(flushedChains == 1 ? "" : "s") rewritten" }
+        text += ", \(messages) netlink message\(messages == 1 ? "" : "s")"
+        text += ", " + String(format: "%.1f ms", ms)
+        if retries > 0 { text += " (\(retries) retr\(retries == 1 ? "y" : "ies"))" }
+        return text
+    }
+}
+
+/// The outcome of `reconcile`: what was found, what was done.
+public struct ReconcileReport: Sendable, Hashable {
+    /// The transaction that was applied (empty when the kernel already held the desired ruleset).
+    public var transaction: Transaction
+    /// Nil when nothing needed to be sent.
+    public var apply: ApplyReport?
+    /// Times the read-diff-apply cycle restarted because another writer committed in between.
+    public var restarts: Int
+}
+
+extension Backend {
+    /// Brings the table to `desired` with the smallest transaction: read, diff, apply with the
+    /// read's generation for compare-and-swap. When another writer commits between the read and the
+    /// apply, the kernel answers ERESTART and the cycle starts again from the read, at most
+    /// `attempts` times in all.
+    public func reconcile(to desired: Ruleset, attempts: Int = 3) throws(BackendError) -> ReconcileReport {
+        precondition(attempts >= 1)
+        var restarts = 0
+        while true {
+            let snapshot = try read(table: desired.tableName)
+            let tx = Diff.transaction(from: snapshot.ruleset, to: desired, generation: snapshot.generation)
+            if tx.operations.isEmpty {
+                return ReconcileReport(transaction: tx, apply: nil, restarts: restarts)
+            }
+            do {
+                let report = try apply(tx)
+                return ReconcileReport(transaction: tx, apply: report, restarts: restarts)
+            } catch .generationChanged(let gen) {
+                restarts += 1
+                if restarts >= attempts { throw .generationChanged(expected: gen) }
+            }
+        }
+    }
+
+    /// Rebuilds the table from scratch in one atomic batch (for a first start, or after the table
+    /// was found in a state the model cannot express).
+    public func replace(with desired: Ruleset) throws(BackendError) -> ApplyReport {
+        try apply(Diff.replacement(desired))
+    }
+}

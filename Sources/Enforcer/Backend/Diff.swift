@@ -1,0 +1,149 @@
+/// Pure computation of the transaction that takes the kernel from what it holds to what is wanted.
+///
+/// Membership changes are element changes only; a chain's rules are replaced (flush + re-add in the
+/// same batch) only when they differ; a set whose kind changes is deleted and re-created in the same
+/// batch together with the rules that look it up. Nothing outside the table is ever named.
+public enum Diff {
+    /// The smallest transaction from `live` (nil: the table does not exist) to `desired`.
+    /// An empty `operations` list means the kernel already holds `desired`.
+    public static func transaction(from live: Ruleset?, to desired: Ruleset, generation: UInt32? = nil) -> Transaction {
+        var tx = Transaction(table: desired.tableName, generation: generation)
+        guard let current = live, current.tableName == desired.tableName else {
+            tx.operations = [.addTable] + creation(of: desired)
+            return tx
+        }
+        let live = current.canonical
+        let desired = desired.canonical
+
+        // Sets that must be (re)created: new, or changed in kind (family, interval, comment).
+        var recreated: Set<String> = []
+        var created: [NamedSet] = []
+        var deletedSets: [String] = []
+        var elementDeletes: [SetElements] = []
+        var elementAdds: [SetElements] = []
+        for want in desired.sets {
+            guard let have = live.set(named: want.name) else {
+                created.append(want)
+                continue
+            }
+            if SetDefinition(have) != SetDefinition(want) {
+                recreated.insert(want.name)
+                deletedSets.append(have.name)
+                created.append(want)
+                continue
+            }
+            let (gone, new) = elementChanges(from: have.elements, to: want.elements)
+            if !gone.isEmpty {
+                elementDeletes.append(SetElements(set: want.name, family: want.family, interval: want.interval, ranges: gone))
+            }
+            if !new.isEmpty {
+                elementAdds.append(SetElements(set: want.name, family: want.family, interval: want.interval, ranges: new))
+            }
+        }
+        for have in live.sets where desired.set(named: have.name) == nil {
+            deletedSets.append(have.name)
+            recreated.insert(have.name)
+        }
+
+        // Chains: created, re-created (hook or priority changed), policy-updated, rules replaced.
+        var flushes: [String] = []
+        var chainDeletes: [String] = []
+        var chainAdds: [BaseChain] = []
+        var ruleAdds: [(String, Rule)] = []
+        for want in desired.chains {
+            guard let have = live.chain(named: want.name) else {
+                chainAdds.append(BaseChain(want))
+                ruleAdds += want.rules.map { (want.name, $0) }
+                continue
+            }
+            if have.hook != want.hook || have.priority != want.priority {
+                chainDeletes.append(have.name)
+                chainAdds.append(BaseChain(want))
+                ruleAdds += want.rules.map { (want.name, $0) }
+                continue
+            }
+            if have.policy != want.policy { chainAdds.append(BaseChain(want)) }
+            let usesRecreatedSet = have.rules.contains { $0.referencedSets.contains(where: recreated.contains) }
+            if have.rules != want.rules || usesRecreatedSet {
+                if !have.rules.isEmpty { flushes.append(want.name) }
+                ruleAdds += want.rules.map { (want.name, $0) }
+            }
+        }
+        for have in live.chains where desired.chain(named: have.name) == nil {
+            chainDeletes.append(have.name)
+        }
+
+        // Kernel order: rules stop using sets before the sets go; deletions before additions, so
+        // a replaced interval never overlaps its successor; sets before the rules that look them up.
+        tx.operations += flushes.map { .flushChain($0) }
+        tx.operations += chainDeletes.map { .deleteChain($0) }
+        tx.operations += deletedSets.map { .deleteSet($0) }
+        tx.operations += elementDeletes.map { .deleteElements($0) }
+        for s in created {
+            tx.operations.append(.addSet(SetDefinition(s)))
+            if !s.elements.isEmpty { tx.operations.append(.addElements(elements(of: s))) }
+        }
+        tx.operations += elementAdds.map { .addElements($0) }
+        tx.operations += chainAdds.map { .addChain($0) }
+        tx.operations += ruleAdds.map { .addRule(chain: $0.0, $0.1) }
+        return tx
+    }
+
+    /// The full-replace transaction: `add table; delete table; add table; ...` in one batch, so the
+    /// table is rebuilt atomically whether or not it existed, and no other table is touched.
+    public static func replacement(_ desired: Ruleset) -> Transaction {
+        Transaction(table: desired.tableName, operations: [.addTable, .deleteTable, .addTable] + creation(of: desired))
+    }
+
+    /// Everything in `r`, assuming an empty table.
+    static func creation(of r: Ruleset) -> [Transaction.Operation] {
+        var ops: [Transaction.Operation] = []
+        for s in r.sets {
+            ops.append(.addSet(SetDefinition(s)))
+            if !s.elements.isEmpty { ops.append(.addElements(elements(of: s))) }
+        }
+        for c in r.chains { ops.append(.addChain(BaseChain(c))) }
+        for c in r.chains { ops += c.rules.map { .addRule(chain: c.name, $0) } }
+        return ops
+    }
+
+    /// All elements of a set, as the transaction carries them.
+    static func elements(of s: NamedSet) -> SetElements {
+        SetElements(set: s.name, family: s.family, interval: s.interval, ranges: storedRanges(s.elements, interval: s.interval))
+    }
+
+    /// The ranges a set stores: intervals as they are, or every address for a hash set.
+    static func storedRanges(_ elements: AddressSet, interval: Bool) -> [AddressRange] {
+        if interval { return elements.ranges }
+        return elements.hostAddresses.map { AddressRange(family: $0.family, first: $0.value, last: $0.value) }
+    }
+
+    /// Element-level difference of two normalised sets: a stored range (or host) is either kept
+    /// exactly or deleted; a range that changes shape is deleted and its new shape added.
+    public static func elementChanges(from have: AddressSet, to want: AddressSet) -> (deleted: [AddressRange], added: [AddressRange]) {
+        // Both lists are sorted and disjoint, so one merge walk finds the exact matches.
+        var deleted: [AddressRange] = [], added: [AddressRange] = []
+        var i = 0, j = 0
+        let a = have.ranges, b = want.ranges
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i] < b[j]) {
+                deleted.append(a[i]); i += 1
+            } else if i == a.count || b[j] < a[i] {
+                added.append(b[j]); j += 1
+            } else {
+                i += 1; j += 1
+            }
+        }
+        return (deleted, added)
+    }
+}
+
+extension Rule {
+    /// Names of the named sets this rule looks up.
+    var referencedSets: [String] {
+        matches.compactMap { m in
+            if case .addressInSet(_, _, let set) = m { return set }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import SystemPackage
+
+/// An in-memory `Backend` that behaves like the kernel where fwenforcer can tell: ENOENT for
+/// missing objects, EEXIST for duplicate sets and elements (and overlapping intervals), EBUSY for a
+/// set a rule still looks up, all-or-nothing transactions, a generation that moves on every commit
+/// (compare-and-swap), and a dump in the same canonical form as the netlink read-back.
+///
+/// Every transaction offered is logged, applied or not, so tests can assert what was sent.
+public final class FakeBackend: Backend {
+    /// Tables by name: several, so tests can show another table is never touched.
+    private var tables: [String: FakeTable] = [:]
+    public private(set) var generation: UInt32 = 1
+    /// Every transaction passed to `apply`, with whether it was committed.
+    public private(set) var log: [(transaction: Transaction, committed: Bool)] = []
+    /// Called at the start of each `apply`, to play a concurrent writer.
+    public var beforeApply: ((FakeBackend) -> Void)?
+
+    public init() {}
+
+    /// Another process committing something: moves the generation on.
+    public func simulateForeignCommit() {
+        generation &+= 1
+    }
+
+    /// Creates a table fwenforcer does not own (for tests that check it is left alone).
+    public func addForeignTable(_ name: String) {
+        tables[name] = FakeTable()
+        generation &+= 1
+    }
+
+    public var tableNames: [String] { tables.keys.sorted() }
+
+    public func read(table: String) throws(BackendError) -> Snapshot {
+        guard let t = tables[table] else { return Snapshot(ruleset: nil, generation: generation) }
+        return Snapshot(ruleset: try t.ruleset(named: table), generation: generation)
+    }
+
+    public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
+        let start = ContinuousClock.now
+        beforeApply?(self)
+        if let expected = tx.generation, expected != generation {
+            log.append((tx, false))
+            throw .generationChanged(expected: expected)
+        }
+        let result = run(tx)
+        guard result.rejections.isEmpty else {
+            log.append((tx, false))
+            throw .rejected(result.rejections)
+        }
+        tables[tx.table] = result.table
+        generation &+= 1
+        log.append((tx, true))
+        let counts = tx.counts
+        return ApplyReport(messages: tx.operations.count, bytes: 0, added: counts.added, removed: counts.removed,
+                           flushedChains: counts.flushedChains, duration: ContinuousClock.now - start)
+    }
+
+    public func check(_ tx: Transaction) throws(BackendError) {
+        if let expected = tx.generation, expected != generation { throw .generationChanged(expected: expected) }
+        let result = run(tx)
+        if !result.rejections.isEmpty { throw .rejected(result.rejections) }
+    }
+
+    /// Runs the operations on a copy. Like the kernel, a failed operation has no effect and the
+    /// rest still run, so every error of the batch is reported.
+    private func run(_ tx: Transaction) -> (table: FakeTable?, rejections: [Rejection]) {
+        var table = tables[tx.table]
+        var rejections: [Rejection] = []
+        for op in tx.operations {
+            do throws(FakeFailure) {
+                try FakeTable.apply(op, to: &table)
+            } catch {
+                rejections.append(Rejection(object: error.object ?? tx.subject(of: op), code: error.code))
+            }
+        }
+        return (table, rejections)
+    }
+}
+
+/// One refused operation inside the fake: the errno, and the object when it is narrower than the
+/// operation's (one element of many).
+struct FakeFailure: Error {
+    var code: Errno
+    var object: String?
+    init(_ code: Errno, object: String? = nil) {
+        self.code = code
+        self.object = object
+    }
+}
+
+struct FakeTable {
+    var chains: [FakeChain] = []
+    var sets: [String: FakeSet] = [:]
+
+    struct FakeChain {
+        var definition: BaseChain
+        var rules: [Rule]
+    }
+
+    static func apply(_ op: Transaction.Operation, to table: inout FakeTable?) throws(FakeFailure) {
+        switch op {
+        case .addTable:
+            if table == nil { table = FakeTable() }
+        case .deleteTable:
+            guard table != nil else { throw FakeFailure(.noSuchFileOrDirectory) }
+            table = nil
+        default:
+            guard table != nil else { throw FakeFailure(.noSuchFileOrDirectory) }
+            try table!.apply(op)
+        }
+    }
+
+    mutating func apply(_ op: Transaction.Operation) throws(FakeFailure) {
+        switch op {
+        case .addTable, .deleteTable:
+            preconditionFailure("table operations are handled by the caller")
+        case .addChain(let def):
+            if let i = chains.firstIndex(where: { $0.definition.name == def.name }) {
+                // The kernel updates an existing base chain's policy, but cannot move it to
+                // another hook or priority.
+                guard chains[i].definition.hook == def.hook, chains[i].definition.priority == def.priority else {
+                    throw FakeFailure(.fileExists)
+                }
+                chains[i].definition.policy = def.policy
+            } else {
+                chains.append(FakeChain(definition: def, rules: []))
+            }
+        case .deleteChain(let name):
+            guard let i = chains.firstIndex(where: { $0.definition.name == name }) else { throw FakeFailure(.noSuchFileOrDirectory) }
+            chains.remove(at: i)
+        case .flushChain(let name):
+            guard let i = chains.firstIndex(where: { $0.definition.name == name }) else { throw FakeFailure(.noSuchFileOrDirectory) }
+            chains[i].rules.removeAll()
+        case .addSet(let def):
+            guard sets[def.name] == nil else { throw FakeFailure(.fileExists) }
+            sets[def.name] = FakeSet(definition: def)
+        case .deleteSet(let name):
+            guard sets[name] != nil else { throw FakeFailure(.noSuchFileOrDirectory) }
+            if chains.contains(where: { $0.rules.contains { $0.referencedSets.contains(name) } }) {
+                throw FakeFailure(.resourceBusy)
+            }
+            sets[name] = nil
+        case .addElements(let e):
+            guard var s = sets[e.set] else { throw FakeFailure(.noSuchFileOrDirectory) }
+            try s.add(e)
+            sets[e.set] = s
+        case .deleteElements(let e):
+            guard var s = sets[e.set] else { throw FakeFailure(.noSuchFileOrDirectory) }
+            try s.delete(e)
+            sets[e.set] = s
+        case .addRule(let chain, let rule):
+            guard let i = chains.firstIndex(where: { $0.definition.name == chain }) else { throw FakeFailure(.noSuchFileOrDirectory) }
+            for m in rule.matches {
+                guard case .addressInSet(_, let family, let name) = m else { continue }
+                guard let s = sets[name] else { throw FakeFailure(.noSuchFileOrDirectory) }
+                // The kernel's lookup refuses a set whose key is not as wide as the loaded address.
+                guard s.definition.family == family else { throw FakeFailure(.invalidArgument) }
+            }
+            chains[i].rules.append(rule.canonical)
+        }
+    }
+
+    func ruleset(named name: String) throws(BackendError) -> Ruleset {
+        var namedSets: [NamedSet] = []
+        for (_, s) in sets.sorted(by: { $0.key < $1.key }) {
+            namedSets.append(try s.namedSet())
+        }
+        let list = chains.map { c in
+            Chain(name: c.definition.name, hook: c.definition.hook, priority: c.definition.priority,
+                  policy: c.definition.policy, rules: c.rules)
+        }.sorted(by: Chain.kernelOrder)
+        return Ruleset(tableName: name, sets: namedSets, chains: list)
+    }
+}
+
+/// A set as the kernel keeps it: for an interval set the boundary elements (start, end) with the
+/// kernel's overlap checks on insert; for a hash set the addresses.
+struct FakeSet {
+    var definition: SetDefinition
+    /// Interval sets: boundary elements keyed by (key, isEnd). Hash sets: addresses (isEnd false).
+    var elements: Set<Boundary> = []
+
+    struct Boundary: Hashable, Comparable {
+        var key: UInt128
+        var isEnd: Bool
+        // At one key an end sorts before a start, as in the kernel's tree.
+        static func < (a: Boundary, b: Boundary) -> Bool { (a.key, a.isEnd ? 0 : 1) < (b.key, b.isEnd ? 0 : 1) }
+    }
+
+    private func boundaries(_ r: AddressRange) -> [Boundary] {
+        let encoded = Intervals.encode([(r.first, r.last)], bits: definition.family.bits, firstSegment: false)
+        return encoded.map { Boundary(key: $0.key, isEnd: $0.isEnd) }
+    }
+
+    mutating func add(_ e: SetElements) throws(FakeFailure) {
+        for r in e.ranges {
+            let object = Transaction.elementSubject(set: e.set, r)
+            guard definition.interval else {
+                guard elements.insert(Boundary(key: r.first, isEnd: false)).inserted else { throw FakeFailure(.fileExists, object: object) }
+                continue
+            }
+            for b in boundaries(r) {
+                try insertChecked(b, object: object)
+            }
+        }
+    }
+
+    /// The overlap checks of the kernel's rbtree set (net/netfilter/nft_set_rbtree.c, 6.2+):
+    /// a duplicate is EEXIST; a start right after a start, or an end next to an end, is a partial
+    /// overlap (ENOTEMPTY in the set backend, which nf_tables reports as EEXIST).
+    private mutating func insertChecked(_ b: Boundary, object: String) throws(FakeFailure) {
+        if elements.contains(b) { throw FakeFailure(.fileExists, object: object) }
+        let lower = elements.filter { $0 < b }.max()
+        let higher = elements.filter { b < $0 }.min()
+        if !b.isEnd, let lower, !lower.isEnd { throw FakeFailure(.fileExists, object: object) }
+        if b.isEnd, let lower, lower.isEnd { throw FakeFailure(.fileExists, object: object) }
+        if b.isEnd, let higher, higher.isEnd { throw FakeFailure(.fileExists, object: object) }
+        elements.insert(b)
+    }
+
+    mutating func delete(_ e: SetElements) throws(FakeFailure) {
+        for r in e.ranges {
+            let object = Transaction.elementSubject(set: e.set, r)
+            let parts = definition.interval ? boundaries(r) : [Boundary(key: r.first, isEnd: false)]
+            for b in parts {
+                guard elements.remove(b) != nil else { throw FakeFailure(.noSuchFileOrDirectory, object: object) }
+            }
+        }
+    }
+
+    func namedSet() throws(BackendError) -> NamedSet {
+        let family = definition.family
+        let ranges: [AddressRange]
+        if definition.interval {
+            guard let decoded = Intervals.decode(elements.map { ($0.key, $0.isEnd) }, bits: family.bits) else {
+                throw .unrepresentable("set \(definition.name) holds overlapping intervals")
+            }
+            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+        } else {
+            ranges = elements.map { AddressRange(family: family, first: $0.key, last: $0.key) }
+        }
+        let set = AddressSet(family: family, ranges: ranges)
+        guard definition.interval || set.hostsOnly else {
+            throw .unrepresentable("hash set \(definition.name) holds adjacent addresses")
+        }
+        return NamedSet(name: definition.name, family: family, interval: definition.interval, elements: set,
+                        comment: definition.comment)
+    }
+}
