@@ -94,11 +94,45 @@ struct Plan: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Validate a config file; exit 0 when it is good, 1 with the file, line and key of the first error.")
+        abstract: "Validate a config file, or check a whole deployment's shared config for consistency.",
+        discussion: """
+        With --config: exit 0 when the file is good, 1 with the file, line and key of the first error.
+        With --topology: plan every host of a shared config (roles = "auto"), then report flows one end \
+        allows and the other blocks (errors), rows naming roles with no members, addresses in several \
+        role groups, and groups nothing uses (warnings). Exit 1 when there are errors.
+        """)
 
     @OptionGroup var options: ConfigOptions
 
+    @Option(help: ArgumentHelp("Check every host of this shared deployment config.", valueName: "file"))
+    var topology: String?
+
+    @Option(help: "Output format for --topology.")
+    var format: CatalogFormat = .text
+
     func run() throws {
+        if let topology {
+            let cfg: Config
+            do {
+                cfg = try Config.load(path: topology)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            let report = TopologyReport.check(cfg)
+            switch format {
+            case .json:
+                print(JSONRenderer.render(report: report), terminator: "")
+            case .text:
+                print("\(topology): \(report.hosts.count) hosts")
+                for h in report.hosts { print("  \(h.address): \(h.roles.joined(separator: ", "))") }
+                for f in report.findings { print("\(f.severity.rawValue): [\(f.kind.rawValue)] \(f.message)") }
+                let errors = report.findings.filter { $0.severity == .error }.count
+                print("\(errors) errors, \(report.findings.count - errors) warnings")
+            }
+            if report.hasErrors { throw ExitCode(1) }
+            return
+        }
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
         let rules = plan.ruleset.chains.reduce(0) { $0 + $1.rules.count }

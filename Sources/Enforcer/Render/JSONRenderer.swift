@@ -69,6 +69,23 @@ public enum JSONRenderer {
         })
     }
 
+    struct TopologyDoc: Encodable {
+        struct HostDoc: Encodable {
+            let address: String
+            let roles: [String]
+        }
+        let hosts: [HostDoc]
+        let findings: [TopologyReport.Finding]
+        let errors: Int
+        let warnings: Int
+    }
+
+    public static func render(report: TopologyReport) -> String {
+        let errors = report.findings.filter { $0.severity == .error }.count
+        return encode(TopologyDoc(hosts: report.hosts.map { .init(address: $0.address.description, roles: $0.roles) },
+                                  findings: report.findings, errors: errors, warnings: report.findings.count - errors))
+    }
+
     static func encode(_ value: some Encodable) -> String {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
