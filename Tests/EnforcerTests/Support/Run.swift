@@ -44,3 +44,12 @@ func nftCheck(_ text: String) throws -> (ok: Bool, message: String) {
     let r = try run(["unshare", "--net", "nft", "-c", "-f", file.path])
     return (r.status == 0, r.stderr)
 }
+
+/// `setns(fd, CLONE_NEWNET)` for this thread. Glibc's Swift module hides `setns` (it needs
+/// _GNU_SOURCE), so it is looked up at run time.
+func enterNetworkNamespace(_ fd: Int32) -> Bool {
+    typealias SetNS = @convention(c) (Int32, Int32) -> Int32
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else { return false }
+    let cloneNewNet: Int32 = 0x4000_0000
+    return unsafeBitCast(sym, to: SetNS.self)(fd, cloneNewNet) == 0
+}

@@ -1,0 +1,156 @@
+import CNftables
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A commit to the nftables ruleset, as the kernel announces it on `NFNLGRP_NFTABLES`.
+public struct RulesetCommit: Sendable, Hashable {
+    /// The ruleset generation the commit produced.
+    public var generation: UInt32
+    /// The committing process, as the kernel names it (`NFTA_GEN_PROC_PID`/`_NAME`).
+    public var pid: Int32
+    public var process: String
+    /// True when the commit created, changed or deleted anything in the watched table.
+    public var touchedTable: Bool
+    /// True when this process made the commit.
+    public var own: Bool
+}
+
+/// What the monitor saw since the last drain.
+public enum MonitorEvent: Sendable, Hashable {
+    case commit(RulesetCommit)
+    /// The socket's receive queue overflowed (ENOBUFS): events were lost, so anything may have
+    /// changed.
+    case overflow
+}
+
+/// Listens to nftables ruleset events (the netlink multicast group `NFNLGRP_NFTABLES`) and reports
+/// each commit, telling fwenforcer's own commits from other writers' and whether a commit touched
+/// the watched table. The daemon polls `fileDescriptor` in its event loop; the socket never blocks.
+///
+/// The kernel sends one message per object changed and then a `NEWGEN` message closing the batch,
+/// so object messages are collected until their `NEWGEN`.
+public final class NetlinkMonitor {
+    private var socket: OpaquePointer?
+    private let table: String
+    private let ownPID = getpid()
+    private var touched = false
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+
+    /// Subscribes to ruleset events for `table` (an `inet` table).
+    public init(table: String, receiveBuffer: Int32 = 8 << 20) throws(BackendError) {
+        self.table = table
+        guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
+            throw .system(call: "socket(NETLINK_NETFILTER)", Errno(rawValue: errno))
+        }
+        socket = nl
+        let groups = UInt32(1) << (UInt32(NFNLGRP_NFTABLES.rawValue) - 1)
+        guard mnl_socket_bind(nl, groups, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let e = errno
+            close()
+            throw .system(call: "bind(NFNLGRP_NFTABLES)", Errno(rawValue: e))
+        }
+        // A large batch (a full apply of 100,000 elements) announces every element; a big queue
+        // makes an overflow, and the full re-read it forces, rarer. SO_RCVBUFFORCE needs
+        // CAP_NET_ADMIN and may be refused in containers: fall back to what SO_RCVBUF allows.
+        var size = receiveBuffer
+        let fd = mnl_socket_get_fd(nl)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+
+    deinit {
+        assert(socket == nil, "leak of an open NetlinkMonitor: call close()")
+    }
+
+    /// The socket to wait on for readability.
+    public var fileDescriptor: Int32 { socket.map { mnl_socket_get_fd($0) } ?? -1 }
+
+    public func close() {
+        if let s = socket { mnl_socket_close(s) }
+        socket = nil
+    }
+
+    /// Reads every pending event without blocking.
+    public func drain() throws(BackendError) -> [MonitorEvent] {
+        var events: [MonitorEvent] = []
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 {
+                switch errno {
+                case EAGAIN: return events
+                case EINTR: continue
+                case ENOBUFS:
+                    touched = false
+                    events.append(.overflow)
+                    continue
+                default: throw .system(call: "recv(NFNLGRP_NFTABLES)", Errno(rawValue: errno))
+                }
+            }
+            if n == 0 { return events }
+            events += parse(buffer.prefix(n))
+        }
+    }
+
+    /// Parses one datagram of netlink messages into commits (exposed for tests with recorded bytes).
+    func parse(_ data: ArraySlice<UInt8>) -> [MonitorEvent] {
+        var events: [MonitorEvent] = []
+        var offset = data.startIndex
+        while offset + 16 <= data.endIndex {
+            let length = Int(data.u32le(at: offset))
+            let type = data.u16le(at: offset + 4)
+            guard length >= 16, offset + length <= data.endIndex else { break }
+            let message = data[offset..<(offset + length)]
+            offset += align4(length)
+            guard Int(type >> 8) == NFNL_SUBSYS_NFTABLES, length >= 20 else { continue }
+            let kind = UInt32(type & 0xff)
+            let family = message[message.startIndex + 16]
+            let attributes = Self.attributes(message.dropFirst(20))
+            if kind == NFT_MSG_NEWGEN.rawValue {
+                let generation = attributes[UInt16(NFTA_GEN_ID.rawValue)].map { $0.u32be(at: $0.startIndex) } ?? 0
+                let pid = attributes[UInt16(NFTA_GEN_PROC_PID.rawValue)].map { Int32(bitPattern: $0.u32be(at: $0.startIndex)) } ?? 0
+                let name = attributes[UInt16(NFTA_GEN_PROC_NAME.rawValue)].map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } ?? ""
+                events.append(.commit(RulesetCommit(generation: generation, pid: pid, process: name,
+                                                     touchedTable: touched, own: pid == ownPID)))
+                touched = false
+            } else if Self.tableObjectMessages.contains(kind), family == UInt8(NFPROTO_INET) {
+                // Every object message names its table in attribute 1 (NFTA_TABLE_NAME,
+                // NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE, ...).
+                if let name = attributes[1], String(decoding: name.prefix { $0 != 0 }, as: UTF8.self) == table {
+                    touched = true
+                }
+            }
+        }
+        return events
+    }
+
+    static let tableObjectMessages: Set<UInt32> = [
+        NFT_MSG_NEWTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_DELCHAIN, NFT_MSG_NEWRULE, NFT_MSG_DELRULE,
+        NFT_MSG_NEWSET, NFT_MSG_DELSET, NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM, NFT_MSG_NEWOBJ, NFT_MSG_DELOBJ,
+        NFT_MSG_NEWFLOWTABLE, NFT_MSG_DELFLOWTABLE,
+    ].reduce(into: Set<UInt32>()) { $0.insert($1.rawValue) }
+
+    /// Top-level netlink attributes by type (the nested/byte-order flag bits masked off).
+    static func attributes(_ data: ArraySlice<UInt8>) -> [UInt16: ArraySlice<UInt8>] {
+        var out: [UInt16: ArraySlice<UInt8>] = [:]
+        var offset = data.startIndex
+        while offset + 4 <= data.endIndex {
+            let length = Int(data.u16le(at: offset))
+            let type = data.u16le(at: offset + 2) & 0x3fff
+            guard length >= 4, offset + length <= data.endIndex else { break }
+            out[type] = data[(offset + 4)..<(offset + length)]
+            offset += align4(length)
+        }
+        return out
+    }
+}
+
+private func align4(_ n: Int) -> Int { (n + 3) & ~3 }
+
+extension ArraySlice where Element == UInt8 {
+    func u16le(at i: Int) -> UInt16 { UInt16(self[i]) | UInt16(self[i + 1]) << 8 }
+    func u32le(at i: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(self[i + $1]) << (8 * $1) } }
+    func u32be(at i: Int) -> UInt32 { (0..<4).reduce(0) { $0 << 8 | UInt32(self[i + $1]) } }
+}
