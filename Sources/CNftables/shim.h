@@ -1,6 +1,9 @@
 #ifndef FWENFORCER_CNFTABLES_SHIM_H
 #define FWENFORCER_CNFTABLES_SHIM_H
 #include <stdint.h>
+/* glibc's <netinet/in.h> before any <linux/...> header: linux/libc-compat.h then leaves in_addr and
+ * friends to glibc, so Swift files importing both Glibc and CNftables see one definition. */
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/netfilter.h>

@@ -106,6 +106,21 @@ import Testing
         #expect(b.reads == 2)
     }
 
+    @Test func monitorCommitsKeepTheGenerationForCompareAndSwap() throws {
+        let b = CountingBackend()
+        let r = Reconciler(backend: b, table: "fwenforcer")
+        try r.reconcile(to: try Self.plan())
+        #expect(r.generation == b.inner.generation)
+        // Another writer commits to another table: the model stays good, the generation moves on.
+        b.inner.addForeignTable("filter")
+        r.note(RulesetCommit(generation: b.inner.generation, pid: 1, process: "nft", touchedTable: false, own: false))
+        let out = try r.reconcile(to: try Self.plan(Self.replaced))
+        #expect(out.basis == .model && out.restarts == 0)
+        // Another writer touches our table: the next pass reads the kernel.
+        r.note(RulesetCommit(generation: b.inner.generation &+ 1, pid: 1, process: "nft", touchedTable: true, own: false))
+        #expect(r.needsRead)
+    }
+
     @Test func otherTablesAreNeverTouched() throws {
         let b = CountingBackend()
         b.inner.addForeignTable("filter")

@@ -90,8 +90,9 @@ public final class Reconciler {
                 model = desired
                 needsRead = false
                 needsFullReplace = false
-                // Our own commit moved the generation on; the monitor tells us to which.
-                generation = nil
+                // Compare-and-swap put our commit exactly one generation after the one it carried;
+                // a replace carried none, and the monitor's NEWGEN event will say.
+                generation = tx.generation.map { $0 &+ 1 }
                 return Outcome(basis: basis, transaction: tx, apply: report, restarts: restarts)
             } catch .generationChanged(let gen) {
                 needsRead = true
@@ -116,9 +117,14 @@ public final class Reconciler {
         }
     }
 
-    /// Our own commit reached the kernel at this generation (from the monitor's NEWGEN event).
-    public func noteOwnCommit(generation: UInt32) {
-        if !needsRead { self.generation = generation }
+    /// A commit the monitor saw. Ours, and other writers' commits to other tables, only move the
+    /// generation on; another writer's change to our table means the kernel must be read again.
+    public func note(_ commit: RulesetCommit) {
+        if !commit.own && commit.touchedTable {
+            noteForeignChange()
+        } else if !needsRead {
+            generation = commit.generation
+        }
     }
 
     /// Someone else changed the ruleset (or the monitor lost events): the next pass reads first.
