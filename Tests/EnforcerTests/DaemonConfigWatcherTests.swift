@@ -1,0 +1,197 @@
+#if os(Linux)
+import Glibc
+import SystemPackage
+import Testing
+@testable import Enforcer
+
+/// The config watcher against the ways tools really replace files, with real inotify and timers.
+@Suite struct DaemonConfigWatcherTests {
+    /// A loop, a watcher on `dir/fwenforcer.conf`, and what each notification saw in the file.
+    final class Harness {
+        let directory: DaemonTemporaryDirectory
+        let config: String
+        let loop: EventLoop
+        var watcher: ConfigWatcher!
+        /// The file's content read at each notification, as the daemon would re-read it.
+        var seen: [String?] = []
+
+        init(debounce: Duration = .milliseconds(20), maximumDelay: Duration = .seconds(1),
+             prepare: (DaemonTemporaryDirectory) throws -> Void = { try daemonWriteInPlace($0("fwenforcer.conf"), "v1") }) throws {
+            directory = try DaemonTemporaryDirectory()
+            config = directory("fwenforcer.conf")
+            loop = try EventLoop()
+            try prepare(directory)
+            watcher = try ConfigWatcher(
+                paths: [FilePath(config)], loop: loop, debounce: debounce, maximumDelay: maximumDelay
+            ) { [unowned self] in
+                self.seen.append(daemonReadFile(self.config))
+            }
+        }
+
+        /// Runs the loop until a notification has seen `content`.
+        func waitFor(_ content: String, timeout: Duration = .seconds(3)) throws -> Bool {
+            try loop.run(until: { self.seen.last == content }, timeout: timeout)
+        }
+
+        /// Runs the loop for `period` and returns how many notifications came in it.
+        func notifications(during period: Duration) throws -> Int {
+            let before = seen.count
+            try loop.run(until: { false }, timeout: period)
+            return seen.count - before
+        }
+
+        func close() {
+            watcher?.close()
+            loop.close()
+            directory.remove()
+        }
+    }
+
+    @Test func inPlaceWriteIsSeen() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try daemonWriteInPlace(h.config, "v2")
+        #expect(try h.waitFor("v2"))
+    }
+
+    @Test func editorWriteAndRenameIsSeen() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try daemonWriteInPlace(h.directory(".fwenforcer.conf.swp"), "v2")
+        try daemonCheck(rename(h.directory(".fwenforcer.conf.swp"), h.config), "rename")
+        #expect(try h.waitFor("v2"))
+    }
+
+    @Test func deleteAndRecreateIsSeen() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try daemonCheck(unlink(h.config), "unlink")
+        #expect(try h.loop.run(until: { h.seen.last == .some(nil) }, timeout: .seconds(3)))
+        try daemonWriteInPlace(h.config, "v2")
+        #expect(try h.waitFor("v2"))
+    }
+
+    /// The Kubernetes ConfigMap layout: `fwenforcer.conf -> ..data/fwenforcer.conf`,
+    /// `..data -> ..<timestamp>`; an update renames a new `..data` link into place and removes the
+    /// old directory. Two updates in a row show the watches follow the new target.
+    @Test func configMapSymlinkSwapIsSeen() throws {
+        let h = try Harness { dir in
+            try daemonCheck(mkdir(dir("..2026_11_21_00_00_00.1"), 0o755), "mkdir")
+            try daemonWriteInPlace(dir("..2026_11_21_00_00_00.1/fwenforcer.conf"), "v1", mode: 0o644)
+            try daemonCheck(symlink("..2026_11_21_00_00_00.1", dir("..data")), "symlink")
+            try daemonCheck(symlink("..data/fwenforcer.conf", dir("fwenforcer.conf")), "symlink")
+        }
+        defer { h.close() }
+        #expect(h.watcher.watchedEntries[h.directory.path] == ["fwenforcer.conf", "..data"])
+
+        func update(from old: String, to new: String, content: String) throws {
+            let dir = h.directory
+            try daemonCheck(mkdir(dir(new), 0o755), "mkdir")
+            try daemonWriteInPlace(dir(new + "/fwenforcer.conf"), content, mode: 0o644)
+            try daemonCheck(symlink(new, dir("..data_tmp")), "symlink")
+            try daemonCheck(rename(dir("..data_tmp"), dir("..data")), "rename")
+            try daemonCheck(unlink(dir(old + "/fwenforcer.conf")), "unlink")
+            try daemonCheck(rmdir(dir(old)), "rmdir")
+        }
+        try update(from: "..2026_11_21_00_00_00.1", to: "..2026_11_21_00_01_00.2", content: "v2")
+        #expect(try h.waitFor("v2"))
+        try update(from: "..2026_11_21_00_01_00.2", to: "..2026_11_21_00_02_00.3", content: "v3")
+        #expect(try h.waitFor("v3"))
+        #expect(h.watcher.watchedEntries[h.directory("..2026_11_21_00_02_00.3")] == ["fwenforcer.conf"])
+        #expect(h.watcher.watchedEntries[h.directory("..2026_11_21_00_01_00.2")] == nil)
+    }
+
+    /// The whole directory removed and made again: the watch moves to the parent and back.
+    @Test func directoryDeleteAndRecreateIsSeen() throws {
+        let h = try Harness { dir in
+            try daemonCheck(mkdir(dir("etc"), 0o755), "mkdir")
+            try daemonWriteInPlace(dir("etc/fwenforcer.conf"), "v1")
+        }
+        defer { h.close() }
+        let nested = h.directory("etc/fwenforcer.conf")
+        h.watcher.close()
+        h.watcher = try ConfigWatcher(paths: [FilePath(nested)], loop: h.loop, debounce: .milliseconds(20)) {
+            h.seen.append(daemonReadFile(nested))
+        }
+        _ = try run(["rm", "-rf", h.directory("etc")])
+        #expect(try h.loop.run(until: { h.seen.last == .some(nil) }, timeout: .seconds(3)))
+        try daemonCheck(mkdir(h.directory("etc"), 0o755), "mkdir")
+        try daemonWriteInPlace(nested, "v2")
+        #expect(try h.loop.run(until: { h.seen.last == "v2" }, timeout: .seconds(3)))
+        // And the new directory is watched again.
+        try daemonWriteInPlace(nested, "v3")
+        #expect(try h.loop.run(until: { h.seen.last == "v3" }, timeout: .seconds(3)))
+    }
+
+    @Test func missingFileIsSeenWhenCreated() throws {
+        let h = try Harness { _ in }
+        defer { h.close() }
+        try daemonWriteInPlace(h.config, "v1")
+        #expect(try h.waitFor("v1"))
+    }
+
+    /// Twenty writes 2 ms apart (spanning ~40 ms, under the 100 ms default debounce) give one
+    /// notification, and it comes after the last write.
+    @Test func burstOfWritesCoalescesIntoOneNotification() throws {
+        let h = try Harness(debounce: ConfigWatcher.defaultDebounce)
+        defer { h.close() }
+        var written = 0
+        let writer = try h.loop.makeTimer {
+            written += 1
+            try daemonWriteInPlace(h.config, "v\(written)")
+        }
+        writer.schedule(after: .milliseconds(1), repeating: .milliseconds(2))
+        try h.loop.run(until: { written == 20 }, timeout: .seconds(3))
+        writer.cancel()
+        #expect(written == 20)
+        #expect(try h.waitFor("v20"))
+        #expect(try h.notifications(during: .milliseconds(300)) == 0)
+        #expect(h.seen == ["v20"])
+    }
+
+    /// A writer that never pauses for the debounce still gets picked up, within `maximumDelay`.
+    @Test func continuousWritesAreReportedWithinTheMaximumDelay() throws {
+        let h = try Harness(debounce: .milliseconds(100), maximumDelay: .milliseconds(250))
+        defer { h.close() }
+        var written = 0
+        let writer = try h.loop.makeTimer {
+            written += 1
+            try daemonWriteInPlace(h.config, "v\(written)")
+        }
+        writer.schedule(after: .milliseconds(1), repeating: .milliseconds(20))
+        #expect(try h.loop.run(until: { !h.seen.isEmpty }, timeout: .seconds(3)))
+        #expect(written < 40)  // reported while the writes were still going on
+        writer.cancel()
+        // The last write is reported too.
+        let last = "v\(written)"
+        #expect(try h.waitFor(last))
+    }
+
+    @Test func idleAndUnrelatedFilesGiveNoNotification() throws {
+        let h = try Harness()
+        defer { h.close() }
+        #expect(try h.notifications(during: .milliseconds(200)) == 0)
+        try daemonWriteInPlace(h.directory("other.conf"), "x")
+        try daemonWriteInPlace(h.directory("fwenforcer.conf.bak"), "x")
+        try daemonCheck(unlink(h.directory("other.conf")), "unlink")
+        #expect(try h.notifications(during: .milliseconds(200)) == 0)
+    }
+
+    /// More events than the inotify queue holds, none about the config: the overflow alone must count
+    /// as a change, since the lost events could have been about it.
+    @Test func queueOverflowCountsAsAChange() throws {
+        let h = try Harness()
+        defer { h.close() }
+        let limit = Int(daemonReadFile("/proc/sys/fs/inotify/max_queued_events")?.filter(\.isNumber) ?? "") ?? 16384
+        try #require(limit <= 1 << 20, "max_queued_events \(limit) is too large to overflow in a test")
+        try daemonWriteInPlace(h.directory("a"), "")
+        try daemonWriteInPlace(h.directory("b"), "")
+        // Alternating names: inotify merges an event only into an identical one queued just before it.
+        for i in 0..<(limit + 64) {
+            try daemonCheck(utimensat(AT_FDCWD, h.directory(i % 2 == 0 ? "a" : "b"), nil, 0), "utimensat")
+        }
+        #expect(try h.loop.run(until: { h.seen.count == 1 }, timeout: .seconds(3)))
+    }
+}
+
+#endif
