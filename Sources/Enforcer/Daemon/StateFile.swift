@@ -1,0 +1,149 @@
+#if os(Linux)
+import FoundationEssentials
+import Glibc
+import SystemPackage
+
+/// What the daemon last enforced, for `fwenforcerd status` (which adds what it reads from the kernel).
+public struct EnforcedState: Codable, Sendable, Equatable {
+    /// The most recent failure, kept until a later apply succeeds.
+    public struct Failure: Codable, Sendable, Equatable {
+        public var message: String
+        public var at: Date
+
+        public init(message: String, at: Date) {
+            self.message = message
+            self.at = at
+        }
+    }
+
+    /// Bumped when a field changes meaning; readers refuse versions they do not know.
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    /// The config file as given on the command line.
+    public var configPath: String
+    /// ``SHA256`` of the config bytes that produced the enforced ruleset, as hex.
+    public var configSHA256: String
+    /// When that ruleset was applied; nil before the first successful apply.
+    public var appliedAt: Date?
+    /// The kernel's nftables ruleset generation id right after that apply. A different current
+    /// generation means the ruleset changed since (not necessarily our table).
+    public var generation: UInt32
+    public var lastError: Failure?
+    /// Elements per named set, e.g. `["CCM_v4": 1, "AMQP_v6": 1]`.
+    public var setElementCounts: [String: Int]
+    /// The daemon that wrote the file.
+    public var daemonPID: Int32
+
+    public init(
+        configPath: String, configSHA256: String, appliedAt: Date?, generation: UInt32,
+        lastError: Failure? = nil, setElementCounts: [String: Int], daemonPID: Int32 = getpid()
+    ) {
+        self.formatVersion = Self.currentFormatVersion
+        self.configPath = configPath
+        self.configSHA256 = configSHA256
+        self.appliedAt = appliedAt
+        self.generation = generation
+        self.lastError = lastError
+        self.setElementCounts = setElementCounts
+        self.daemonPID = daemonPID
+    }
+}
+
+/// The state file could not be used.
+public struct StateFileError: Error, Equatable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+
+    public var description: String { "state file \(path): \(reason)" }
+}
+
+/// A small JSON file holding ``EnforcedState``, replaced atomically: readers see the old or the new
+/// content, never a mix, and a crash mid-write leaves the old file.
+public struct StateFile: Sendable {
+    /// In the daemon's `RuntimeDirectory=`: /run is emptied at boot, as the kernel's ruleset is.
+    public static let defaultPath: FilePath = "/run/fwenforcer/state.json"
+
+    public let path: FilePath
+
+    public init(path: FilePath = defaultPath) {
+        self.path = path
+    }
+
+    /// Writes `state` to a temporary file beside the target, fsyncs it, renames it over the target
+    /// and fsyncs the directory. Mode 0644: status is not a secret.
+    public func write(_ state: EnforcedState) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        var bytes = Array(try encoder.encode(state))
+        bytes.append(UInt8(ascii: "\n"))
+
+        let target = path.string
+        let directory = path.removingLastComponent().string.isEmpty ? "." : path.removingLastComponent().string
+        let temporary = "\(target).tmp.\(getpid())"
+        let fd = try retryingInterrupts("open", temporary) {
+            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        }
+        do {
+            defer { closeDescriptor(fd) }
+            var offset = 0
+            while offset < bytes.count {
+                let written = try retryingInterrupts("write", temporary) {
+                    bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                }
+                offset += written
+            }
+            try retryingInterrupts("fsync", temporary) { fsync(fd) }
+            try retryingInterrupts("rename", temporary) { rename(temporary, target) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        // Makes the rename itself durable. /run is tmpfs, where this is cheap; elsewhere it matters.
+        let directoryFD = try retryingInterrupts("open", directory) { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { closeDescriptor(directoryFD) }
+        try retryingInterrupts("fsync", directory) { fsync(directoryFD) }
+    }
+
+    /// The state last written, or nil when there is no state file (the daemon never applied on this boot).
+    public func read() throws -> EnforcedState? {
+        let target = path.string
+        let fd = open(target, O_RDONLY | O_CLOEXEC)
+        if fd == -1 {
+            if errno == ENOENT { return nil }
+            throw SystemCallError(call: "open", subject: target, code: Errno(rawValue: errno))
+        }
+        defer { closeDescriptor(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = try retryingInterrupts("read", target) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+        }
+        struct Version: Decodable { var formatVersion: Int }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let data = Data(bytes)
+        let version: Int
+        do {
+            version = try decoder.decode(Version.self, from: data).formatVersion
+        } catch {
+            throw StateFileError(path: target, reason: "not a fwenforcer state file (\(error))")
+        }
+        guard version == EnforcedState.currentFormatVersion else {
+            throw StateFileError(
+                path: target,
+                reason: "format version \(version), this fwenforcerd reads \(EnforcedState.currentFormatVersion)")
+        }
+        do {
+            return try decoder.decode(EnforcedState.self, from: data)
+        } catch {
+            throw StateFileError(path: target, reason: "unreadable (\(error))")
+        }
+    }
+}
+#endif
