@@ -10,7 +10,16 @@ extension Rule {
     public var canonical: Rule {
         var out = self
         out.matches = Match.canonical(matches)
+        out.statements = statements.map(\.canonical)
         return out
+    }
+}
+
+extension Statement {
+    /// A log to an nfnetlink_log group has no syslog level on the wire: it reads back as `warn`.
+    var canonical: Statement {
+        if case .log(let prefix, _, let group?) = self { return .log(prefix: prefix, level: .warn, group: group) }
+        return self
     }
 }
 

@@ -1,0 +1,317 @@
+import CNftables
+import SystemPackage
+
+/// The kernel `Backend`: nf_tables over one long-lived netlink socket, through libnftnl and libmnl.
+/// No `nft` process is involved.
+///
+/// - `apply` sends one batch per transaction, with the ruleset generation on BATCH_BEGIN
+///   (compare-and-swap), reads every ACK and maps each error back to the object (or set element)
+///   that caused it by sequence number and extended-ACK offset.
+/// - `check` sends the same batch without BATCH_END: the kernel validates it and aborts.
+/// - `read` dumps the table's chains, sets, elements and rules between two generation reads and
+///   retries when they differ, so the snapshot is consistent.
+///
+/// Not thread-safe: the daemon serialises reconciles, and so must any other caller.
+public final class NetlinkBackend: Backend {
+    private let socket: NetlinkSocket
+    private let builder = MessageBuilder()
+    private var receiveBuffer: UnsafeMutableRawBufferPointer
+    /// How many times a batch is re-sent with a fresh generation when the kernel answers ERESTART
+    /// to a transaction that carries no generation of its own.
+    public var maxRestarts = 3
+    /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
+    static let erestart: Int32 = 85
+
+    public init() throws(BackendError) {
+        socket = try NetlinkSocket()
+        receiveBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+    }
+
+    deinit {
+        assert(!socket.isOpen, "NetlinkBackend released without close()")
+        socket.close()
+        receiveBuffer.deallocate()
+    }
+
+    /// Closes the netlink socket; the backend cannot be used afterwards.
+    public func close() { socket.close() }
+
+    // MARK: - generation
+
+    /// The current ruleset generation (NFT_MSG_GETGEN).
+    public func generation() throws(BackendError) -> UInt32 {
+        let request = builder.build(NFT_MSG_GETGEN, flags: NLM_F_REQUEST, family: UInt8(AF_UNSPEC)) { _ in }
+        let replies = try exchange(request)
+        for m in replies where m.type == UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(NFT_MSG_NEWGEN.rawValue) {
+            if let id = parseAttributes(m.attributes)[type: NFTA_GEN_ID.rawValue]?.u32 { return id }
+        }
+        throw .protocolViolation("GETGEN was not answered with a generation id")
+    }
+
+    // MARK: - apply and check
+
+    public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
+        let start = ContinuousClock.now
+        let batch = try Batch.encode(tx, builder: builder)
+        let (bytes, retries) = try send(batch, generation: tx.generation, commit: true)
+        let counts = tx.counts
+        return ApplyReport(messages: batch.messages.count, bytes: bytes, added: counts.added, removed: counts.removed,
+                           flushedChains: counts.flushedChains, retries: retries, duration: ContinuousClock.now - start)
+    }
+
+    public func check(_ tx: Transaction) throws(BackendError) {
+        let batch = try Batch.encode(tx, builder: builder)
+        _ = try send(batch, generation: tx.generation, commit: false)
+    }
+
+    /// Frames, sends and confirms a batch. With no generation of the transaction's own, the current
+    /// one is taken right before sending, and an ERESTART (someone committed in between) retries.
+    private func send(_ batch: Batch, generation: UInt32?, commit: Bool) throws(BackendError) -> (bytes: Int, retries: Int) {
+        var retries = 0
+        while true {
+            let gen: UInt32
+            if let generation { gen = generation } else { gen = try self.generation() }
+            let first = socket.reserveSequences(batch.messages.count + 2)
+            let bytes = batch.framed(firstSequence: first, generation: gen, commit: commit)
+            do throws(BackendError) {
+                try transmit(bytes, batch: batch, firstSequence: first, generation: gen)
+                return (bytes.count, retries)
+            } catch .generationChanged(let expected) {
+                guard generation == nil, retries < maxRestarts else { throw .generationChanged(expected: expected) }
+                retries += 1
+            }
+        }
+    }
+
+    private func transmit(_ bytes: [UInt8], batch: Batch, firstSequence: UInt32, generation: UInt32) throws(BackendError) {
+        // netlink refuses a datagram larger than the send buffer minus 32 bytes of overhead.
+        let sendBuffer = try socket.ensureSendBuffer(bytes.count + 4096)
+        guard bytes.count + 32 <= sendBuffer else { throw .batchTooLarge(bytes: bytes.count, sendBuffer: sendBuffer) }
+        // Every message is acknowledged, and all ACKs are queued while the kernel processes the
+        // batch inside sendmsg: one ACK skb costs about 1 KiB of receive buffer (as nft assumes).
+        try socket.ensureReceiveBuffer(batch.messages.count * 1024 + 64 * 1024)
+        try socket.send(bytes)
+
+        let lastSequence = firstSequence &+ UInt32(batch.messages.count)
+        var acknowledged = Set<UInt32>()
+        var rejections: [Rejection] = []
+        var lost = false
+        var beginError: Acknowledgement?
+        while true {
+            let n: Int?
+            do throws(BackendError) {
+                n = try socket.receive(into: receiveBuffer, wait: false)
+            } catch .system(_, .noBufferSpace) {
+                lost = true
+                continue
+            }
+            guard let n else { break }
+            guard let messages = splitMessages(ArraySlice(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n]))) else {
+                throw .protocolViolation("truncated acknowledgement")
+            }
+            for m in messages {
+                guard let ack = Acknowledgement(m) else { continue }
+                if ack.sequence == firstSequence {
+                    beginError = ack
+                    continue
+                }
+                let index = Int(ack.sequence &- firstSequence) - 1
+                guard index >= 0, index < batch.messages.count, ack.sequence != lastSequence &+ 1 else { continue }
+                acknowledged.insert(ack.sequence)
+                if ack.error != 0 {
+                    let message = batch.messages[index]
+                    rejections.append(Rejection(object: message.subject(atOffset: ack.attributeOffset),
+                                                code: Errno(rawValue: -ack.error), kernelMessage: ack.kernelMessage))
+                }
+            }
+        }
+        if let begin = beginError, begin.error != 0 {
+            let code = Errno(rawValue: -begin.error)
+            // ERESTART on BATCH_BEGIN: the generation did not match (the kernel drops the batch).
+            if code.rawValue == NetlinkBackend.erestart { throw .generationChanged(expected: generation) }
+            rejections.insert(Rejection(object: "the transaction on table inet \(batch.table)", code: code,
+                                        kernelMessage: begin.kernelMessage), at: 0)
+        }
+        if !rejections.isEmpty { throw .rejected(rejections) }
+        if acknowledged.count != batch.messages.count {
+            let missing = batch.messages.count - acknowledged.count
+            throw .outcomeUnknown("\(missing) of \(batch.messages.count) messages were not acknowledged"
+                                  + (lost ? " (the receive buffer overflowed)" : ""))
+        }
+    }
+
+    // MARK: - read
+
+    public func read(table: String) throws(BackendError) -> Snapshot {
+        var lastGeneration: UInt32 = 0
+        for _ in 0..<5 {
+            let before = try generation()
+            lastGeneration = before
+            guard let (ruleset, interrupted) = try dumpTable(table) else {
+                if try generation() == before { return Snapshot(ruleset: nil, generation: before) }
+                continue
+            }
+            if !interrupted, try generation() == before { return Snapshot(ruleset: ruleset, generation: before) }
+        }
+        throw .generationChanged(expected: lastGeneration)
+    }
+
+    /// Dumps one table into a `Ruleset`; nil when it does not exist. `interrupted` is true when a
+    /// dump was marked inconsistent (NLM_F_DUMP_INTR).
+    private func dumpTable(_ table: String) throws(BackendError) -> (Ruleset, interrupted: Bool)? {
+        do throws(BackendError) {
+            _ = try exchange(TableMessages.get(table, builder))
+        } catch .system(_, .noSuchFileOrDirectory) {
+            return nil
+        }
+        var interrupted = false
+
+        let chainReplies = try dump(NFT_MSG_GETCHAIN, attributes: [(UInt16(NFTA_CHAIN_TABLE.rawValue), table)], interrupted: &interrupted)
+        let setReplies = try dump(NFT_MSG_GETSET, attributes: [(UInt16(NFTA_SET_TABLE.rawValue), table)], interrupted: &interrupted)
+        let ruleReplies = try dump(NFT_MSG_GETRULE, attributes: [(UInt16(NFTA_RULE_TABLE.rawValue), table)], interrupted: &interrupted)
+
+        var named: [NamedSet] = []
+        var anonymous: Delinearize.AnonymousSets = [:]
+        for m in setReplies {
+            guard let s = SetMessages.decode(m) else { throw .protocolViolation("undecodable set") }
+            guard s.table == table else { continue }
+            let elements = try dumpElements(table: table, set: s.name, interrupted: &interrupted)
+            if s.isAnonymous {
+                anonymous[s.name] = try anonymousSet(s, elements)
+            } else {
+                named.append(try namedSet(s, elements))
+            }
+        }
+
+        var chains: [Chain] = []
+        for m in chainReplies {
+            guard let c = ChainMessages.decode(m) else { throw .protocolViolation("undecodable chain") }
+            guard c.table == table else { continue }
+            guard c.type == "filter", let hookNumber = c.hook, let hook = Hook(netfilterHook: hookNumber),
+                  let policyCode = c.policy, let policy = Verdict(netfilterCode: Int32(bitPattern: policyCode)) else {
+                throw .unrepresentable("chain \(c.name) is not an input or output filter base chain with an accept or drop policy")
+            }
+            chains.append(Chain(name: c.name, hook: hook, priority: c.priority, policy: policy, rules: []))
+        }
+        for m in ruleReplies {
+            guard let r = RuleMessages.decode(m) else { throw .protocolViolation("undecodable rule") }
+            guard r.table == table else { continue }
+            guard let i = chains.firstIndex(where: { $0.name == r.chain }) else {
+                throw .unrepresentable("a rule in unknown chain \(r.chain)")
+            }
+            chains[i].rules.append(try Delinearize.rule(r, anonymousSets: anonymous))
+        }
+        chains.sort(by: Chain.kernelOrder)
+        return (Ruleset(tableName: table, sets: named, chains: chains), interrupted)
+    }
+
+    private func namedSet(_ s: DumpedSet, _ elements: [(key: [UInt8], isEnd: Bool)]) throws(BackendError) -> NamedSet {
+        let family: AddressFamily
+        switch (s.keyType, s.keyLength) {
+        case (SetMessages.keyType(.ipv4), 4): family = .ipv4
+        case (SetMessages.keyType(.ipv6), 16): family = .ipv6
+        default: throw .unrepresentable("set \(s.name) has key type \(s.keyType) of \(s.keyLength) bytes")
+        }
+        guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
+            throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
+        }
+        let values = elements.map { (Intervals.keyValue($0.key), $0.isEnd) }
+        let ranges: [AddressRange]
+        if s.isInterval {
+            guard let decoded = Intervals.decode(values, bits: family.bits) else {
+                throw .unrepresentable("set \(s.name) holds overlapping intervals")
+            }
+            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+        } else {
+            ranges = values.map { AddressRange(family: family, first: $0.0, last: $0.0) }
+        }
+        let set = AddressSet(family: family, ranges: ranges)
+        guard s.isInterval || set.hostsOnly else {
+            throw .unrepresentable("hash set \(s.name) holds adjacent addresses")
+        }
+        return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
+    }
+
+    private func anonymousSet(_ s: DumpedSet, _ elements: [(key: [UInt8], isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
+        guard let keyType = AnonymousSet.KeyType(rawValue: s.keyType), Int(s.keyLength) == keyType.byteCount else {
+            throw .unrepresentable("anonymous set \(s.name) has key type \(s.keyType)")
+        }
+        let values = elements.map { (Intervals.keyValue($0.key), $0.isEnd) }
+        let ranges: [AnonymousSet.KeyRange]
+        if s.isInterval {
+            guard let decoded = Intervals.decode(values, bits: keyType.byteCount * 8) else {
+                throw .unrepresentable("anonymous set \(s.name) holds overlapping intervals")
+            }
+            ranges = decoded.map { .init(first: $0.first, last: $0.last) }
+        } else {
+            ranges = values.map { .init(first: $0.0, last: $0.0) }.sorted { $0.first < $1.first }
+        }
+        return AnonymousSet(keyType: keyType, interval: s.isInterval, ranges: ranges,
+                            typeofUserdata: .init(protocolDescription: 0, field: 0))
+    }
+
+    private func dumpElements(table: String, set: String, interrupted: inout Bool) throws(BackendError) -> [(key: [UInt8], isEnd: Bool)] {
+        var out: [(key: [UInt8], isEnd: Bool)] = []
+        for m in try collect(ElementMessages.dumpRequest(table: table, set: set), interrupted: &interrupted) {
+            guard let elements = ElementMessages.decode(m) else { throw .protocolViolation("undecodable elements of set \(set)") }
+            out += elements
+        }
+        return out
+    }
+
+    // MARK: - request / reply
+
+    /// A dump request of `type` for the inet family, filtered by string attributes.
+    private func dump(_ type: nf_tables_msg_types, attributes: [(UInt16, String)], interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
+        var request = builder.build(type, flags: NLM_F_REQUEST | NLM_F_DUMP) { _ in }
+        for (t, v) in attributes { request.appendAttribute(type: t, Array(v.utf8) + [0]) }
+        let n = UInt32(request.count)
+        for k in 0..<4 { request[k] = UInt8(truncatingIfNeeded: n >> (8 * UInt32(k))) }
+        return try collect(request, interrupted: &interrupted)
+    }
+
+    /// Sends a dump request and gathers the replies until NLMSG_DONE.
+    private func collect(_ request: [UInt8], interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
+        var request = request
+        let seq = socket.reserveSequences(1)
+        for k in 0..<4 { request[8 + k] = UInt8(truncatingIfNeeded: seq >> (8 * UInt32(k))) }
+        try socket.send(request)
+        var out: [ReceivedMessage] = []
+        while true {
+            guard let n = try socket.receive(into: receiveBuffer, wait: true) else { continue }
+            // Copy out: the buffer is reused by the next receive.
+            guard let messages = splitMessages(ArraySlice(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n])))) else {
+                throw .protocolViolation("truncated dump message")
+            }
+            for m in messages where m.sequence == seq {
+                if m.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                if m.type == UInt16(NLMSG_DONE) { return out }
+                if m.type == UInt16(NLMSG_ERROR), let ack = Acknowledgement(m) {
+                    if ack.error == 0 { continue }
+                    throw .system(call: "netlink dump", Errno(rawValue: -ack.error))
+                }
+                out.append(m)
+            }
+        }
+    }
+
+    /// Sends one non-dump request and returns its reply messages (an error reply throws).
+    private func exchange(_ request: [UInt8]) throws(BackendError) -> [ReceivedMessage] {
+        var request = request
+        let seq = socket.reserveSequences(1)
+        for k in 0..<4 { request[8 + k] = UInt8(truncatingIfNeeded: seq >> (8 * UInt32(k))) }
+        try socket.send(request)
+        while true {
+            guard let n = try socket.receive(into: receiveBuffer, wait: true) else { continue }
+            guard let messages = splitMessages(ArraySlice(Array(UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n])))) else {
+                throw .protocolViolation("truncated reply")
+            }
+            let mine = messages.filter { $0.sequence == seq }
+            guard !mine.isEmpty else { continue }
+            if let ack = mine.lazy.compactMap(Acknowledgement.init).first, ack.error != 0 {
+                throw .system(call: "netlink request", Errno(rawValue: -ack.error))
+            }
+            return mine
+        }
+    }
+}
