@@ -1,6 +1,11 @@
 import ArgumentParser
 import Enforcer
 import Foundation
+import Logging
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The installed config path; the systemd unit and `make install` use the same.
 let defaultConfigPath = "/etc/fwenforcer/fwenforcer.conf"
@@ -17,7 +22,7 @@ struct Fwenforcerd: ParsableCommand {
 
         Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
         """,
-        subcommands: [Plan.self, Check.self, CatalogCommand.self],
+        subcommands: [Plan.self, Check.self, Apply.self, Run.self, Status.self, CatalogCommand.self],
         defaultSubcommand: nil
     )
 }
@@ -72,16 +77,47 @@ enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the ruleset this host would enforce (a dry run; needs no privileges).",
-        discussion: "The nft output is what `nft list table inet fwenforcer` will show once applied, and is accepted by `nft -c -f`.")
+        discussion: """
+        The nft output is what `nft list table inet fwenforcer` will show once applied, and is accepted by `nft -c -f`.
+        --diff compares the plan with what the kernel holds now (exit 0: no changes, 2: changes, 1: error).
+        --check has the kernel validate the transaction that would be applied, then abort it: nothing changes.
+        Both need CAP_NET_ADMIN.
+        """)
 
     @OptionGroup var options: ConfigOptions
 
     @Option(help: "Output format.")
     var format: PlanFormat = .nft
 
+    @Flag(help: "Show the difference between the plan and the kernel's table.")
+    var diff = false
+
+    @Flag(help: "Have the kernel validate the planned transaction without applying it.")
+    var check = false
+
     func run() throws {
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
+        if diff || check {
+            try withBackend { backend in
+                let snapshot = try backend.read(table: plan.ruleset.tableName)
+                let tx = Diff.transaction(from: snapshot.ruleset, to: plan.ruleset, generation: snapshot.generation)
+                if check {
+                    try backend.check(tx)
+                    print("the kernel accepts the planned transaction (\(tx.operations.count) operations); nothing was changed")
+                }
+                if diff {
+                    if tx.operations.isEmpty {
+                        print("no changes: the kernel holds the planned ruleset")
+                    } else {
+                        if snapshot.ruleset == nil { print("# table inet \(plan.ruleset.tableName) does not exist; it would be created") }
+                        print(tx.description)
+                        throw ExitCode(2)
+                    }
+                }
+            }
+            return
+        }
         switch format {
         case .nft:
             print("# fwenforcer plan for roles: \(roles.joined(separator: ", ")) (catalog \(cfg.catalog.name)\(cfg.effectiveVersion.map { " \($0)" } ?? ""))")
@@ -89,6 +125,157 @@ struct Plan: ParsableCommand {
         case .json:
             print(JSONRenderer.render(plan: plan), terminator: "")
         }
+    }
+}
+
+struct Apply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Enforce the config's plan once, atomically, and exit.",
+        discussion: "Reads the kernel's table, sends only the difference in one batch, and prints a one-line summary.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let (cfg, roles) = try options.load()
+        let plan = Compiler.compile(config: cfg, roles: roles)
+        try withBackend { backend in
+            let reconciler = Reconciler(backend: backend, table: plan.ruleset.tableName)
+            let outcome = try reconciler.reconcile(to: plan.ruleset)
+            print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")): \(outcome.summary)")
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: enforce the config, watch it, reconcile changes, repair drift.",
+        discussion: """
+        Watches the config file (in-place writes, write-and-rename, symlink swaps), reloads on SIGHUP, \
+        and restores the plan when anything else changes the table. Stops on SIGTERM/SIGINT and leaves \
+        the enforced ruleset in place unless --remove-on-exit. Speaks the sd_notify protocol when \
+        started by systemd (Type=notify, watchdog).
+        """)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Config file.", valueName: "file"))
+    var config: String = defaultConfigPath
+
+    @Flag(help: "Delete the table when stopping (default: leave it enforced).")
+    var removeOnExit = false
+
+    @Option(help: ArgumentHelp("Quiet time after config file events before reading it.", valueName: "ms"))
+    var debounceMs: Int = 100
+
+    @Option(help: ArgumentHelp("Period of the backstop re-read of config and kernel.", valueName: "seconds"))
+    var backstopSeconds: Int = 600
+
+    @Option(help: ArgumentHelp("State file for `status`.", valueName: "path"))
+    var stateFile: String = StateFile.defaultPath.string
+
+    @Option(help: ArgumentHelp("Lock file that keeps one daemon per host.", valueName: "path"))
+    var lockFile: String = InstanceLock.defaultPath.string
+
+    @Flag(help: "Accept a config file not owned by root or writable by others (tests only).")
+    var allowInsecureConfig = false
+
+    func validate() throws {
+        guard (1...60_000).contains(debounceMs) else { throw ValidationError("--debounce-ms must be 1-60000") }
+        guard backstopSeconds >= 1 else { throw ValidationError("--backstop-seconds must be at least 1") }
+    }
+
+    func run() throws {
+        // Signals are blocked before any other thread exists, so only the loop's signalfd sees them.
+        try SignalMask.block(SignalMask.daemonSignals)
+        LoggingSystem.bootstrap { JournalLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "fwenforcerd")
+        let lock: InstanceLock
+        do {
+            lock = try InstanceLock.acquire(at: FilePath(lockFile))
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        defer { lock.release() }
+        // The table name comes from the config; an invalid config at start still starts the daemon
+        // (it keeps whatever table is there and waits for a valid version).
+        let table = (try? Config.load(path: config))?.enforce.table ?? defaultTableName
+        var options = DaemonOptions(configPath: config)
+        options.debounce = .milliseconds(debounceMs)
+        options.backstop = .seconds(backstopSeconds)
+        options.removeOnExit = removeOnExit
+        options.requireSecureConfig = !allowInsecureConfig
+        options.statePath = FilePath(stateFile)
+        do {
+            let loop = try EventLoop()
+            defer { loop.close() }
+            let backend = try NetlinkBackend()
+            defer { backend.close() }
+            let monitor = try NetlinkMonitor(table: table)
+            defer { monitor.close() }
+            logger.notice("fwenforcerd starting: config \(config), table inet \(table)")
+            let daemon = ReconcileLoop(options: options, loop: loop, backend: backend, monitor: monitor, table: table,
+                                       notifier: .fromProcessEnvironment(), logger: logger)
+            try daemon.run()
+            logger.notice("fwenforcerd stopped")
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what is enforced now: the daemon's state file and the kernel's table.")
+
+    @Option(help: ArgumentHelp("State file written by the daemon.", valueName: "path"))
+    var stateFile: String = StateFile.defaultPath.string
+
+    @Option(help: "Table to read from the kernel.")
+    var table: String = defaultTableName
+
+    func run() throws {
+        let state = try? StateFile(path: FilePath(stateFile)).read()
+        if let state {
+            let alive = kill(state.daemonPID, 0) == 0
+            print("daemon:     pid \(state.daemonPID) (\(alive ? "running" : "not running"))")
+            print("config:     \(state.configPath) (sha256 \(state.configSHA256.prefix(16)))")
+            print("applied at: \(state.appliedAt.map { ISO8601DateFormatter().string(from: $0) } ?? "never")")
+            print("last error: \(state.lastError.map { "\($0.message) (\(ISO8601DateFormatter().string(from: $0.at)))" } ?? "none")")
+        } else {
+            print("daemon:     no state file at \(stateFile)")
+        }
+        try withBackend { backend in
+            let snapshot = try backend.read(table: table)
+            guard let live = snapshot.ruleset else {
+                print("kernel:     no table inet \(table) (generation \(snapshot.generation))")
+                return
+            }
+            print("kernel:     table inet \(table), generation \(snapshot.generation), chains \(live.chains.map { "\($0.name) (policy \($0.policy.rawValue), \($0.rules.count) rules)" }.joined(separator: ", "))")
+            for set in live.sets {
+                let expected = state?.setElementCounts[set.name]
+                let mark = expected.map { $0 == set.elements.ranges.count ? "" : " (daemon planned \($0))" } ?? ""
+                print("  set \(set.name): \(set.elements.ranges.count) elements\(mark)")
+            }
+        }
+    }
+}
+
+/// Opens the netlink backend for one command, closes it after, and turns kernel errors into a
+/// message and exit 1.
+func withBackend(_ body: (NetlinkBackend) throws -> Void) throws {
+    let backend: NetlinkBackend
+    do {
+        backend = try NetlinkBackend()
+    } catch {
+        printError("error: \(error) (needs root or CAP_NET_ADMIN)")
+        throw ExitCode(1)
+    }
+    defer { backend.close() }
+    do {
+        try body(backend)
+    } catch let e as BackendError {
+        printError("error: \(e)")
+        throw ExitCode(1)
     }
 }
 

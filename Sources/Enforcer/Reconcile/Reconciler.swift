@@ -173,8 +173,9 @@ public final class Reconciler {
             }
         }
         var parts: [String] = []
-        if tableRebuilt {
-            parts.append("table rebuilt: \(setsAdded.count) sets, \(elementChanges.values.reduce(0) { $0 + $1.add }) elements, \(rulesAdded) rules")
+        let created = tx.operations.contains(.addTable) && chainsAdded.count > 0
+        if tableRebuilt || created {
+            parts.append("table \(tableRebuilt ? "rebuilt" : "created"): \(setsAdded.count) sets, \(elementChanges.values.reduce(0) { $0 + $1.add }) elements, \(chainsAdded.count) chains, \(rulesAdded) rules")
             return parts
         }
         for (set, c) in elementChanges.sorted(by: { $0.key < $1.key }) where !setsAdded.contains(set) {

@@ -1,0 +1,267 @@
+import Foundation
+import Logging
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Settings of `fwenforcerd run`.
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    /// Quiet time after the last config file event before it is read.
+    public var debounce: Duration = .milliseconds(100)
+    /// Period of the slow backstop: re-read the config and the kernel's table and repair.
+    public var backstop: Duration = .seconds(600)
+    /// Delete the table on SIGTERM/SIGINT instead of leaving the enforced ruleset in place.
+    public var removeOnExit = false
+    /// Refuse a config file not owned by root or writable by group/other (as sshd does).
+    public var requireSecureConfig = true
+    /// This host's addresses for `roles = "auto"`; nil reads the interfaces at every reload.
+    public var hostAddresses: [IPAddress]?
+    public var statePath: FilePath = StateFile.defaultPath
+
+    public init(configPath: String) { self.configPath = configPath }
+}
+
+/// The daemon: keeps the kernel equal to the plan of the current config.
+///
+/// Everything runs on one thread in one `EventLoop`: config file events (debounced), nftables
+/// events from other writers (drift), signals, the systemd watchdog, a retry timer after failures
+/// and a slow backstop timer. Reconciles are serialised by construction; the process sleeps in
+/// `epoll_wait` when idle.
+public final class ReconcileLoop {
+    let options: DaemonOptions
+    let loop: EventLoop
+    let reconciler: Reconciler
+    let monitor: NetlinkMonitor?
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let stateFile: StateFile
+
+    private var watcher: ConfigWatcher?
+    private var retryTimer: EventLoop.Timer?
+    private var backstopTimer: EventLoop.Timer?
+    private var watchdogTimer: EventLoop.Timer?
+    private var retryDelay: Duration = .seconds(1)
+
+    /// The last config that parsed and validated, and its plan: what is (or is being) enforced.
+    public private(set) var desired: Ruleset?
+    private var configHash: String?
+    private var appliedAt: Date?
+    private var lastError: EnforcedState.Failure?
+    /// Reconciles done and failed, for status and metrics.
+    public private(set) var reconciles = (ok: 0, failed: 0, driftRepairs: 0)
+
+    public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
+                table: String = defaultTableName, notifier: SystemdNotifier, logger: Logger) {
+        self.options = options
+        self.loop = loop
+        self.reconciler = Reconciler(backend: backend, table: table)
+        self.monitor = monitor
+        self.notifier = notifier
+        self.logger = logger
+        self.stateFile = StateFile(path: options.statePath)
+    }
+
+    /// Sets up every event source, enforces the current config, tells systemd it is ready, and
+    /// runs until SIGTERM/SIGINT.
+    public func run() throws {
+        try loop.handleSignals(SignalMask.daemonSignals) { [unowned self] signal in
+            self.handle(signal: signal)
+        }
+        if let monitor {
+            _ = try loop.watchReadable(FileDescriptor(rawValue: monitor.fileDescriptor)) { [unowned self] in
+                self.monitorReadable()
+            }
+        }
+        watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
+                                    maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
+            self.reload(force: false, reason: "config changed")
+        }
+        retryTimer = try loop.makeTimer { [unowned self] in self.retry() }
+        backstopTimer = try loop.makeTimer { [unowned self] in
+            self.reconciler.noteForeignChange()
+            self.reload(force: true, reason: "backstop")
+        }
+        backstopTimer?.schedule(after: options.backstop, repeating: options.backstop)
+        watchdogTimer = try notifier.scheduleWatchdog(on: loop) { [logger] error in
+            logger.warning("watchdog ping failed: \(error)")
+        }
+
+        reload(force: true, reason: "start")
+        notify { try $0.ready(status: self.statusLine()) }
+        defer { shutdown() }
+        try loop.run()
+    }
+
+    private func shutdown() {
+        watcher?.close()
+        for t in [retryTimer, backstopTimer, watchdogTimer] { t?.invalidate() }
+    }
+
+    // MARK: - events
+
+    func handle(signal: Int32) {
+        switch signal {
+        case SIGHUP:
+            notify { try $0.reloading(status: "reloading") }
+            reconciler.noteForeignChange()
+            reload(force: true, reason: "SIGHUP")
+            notify { try $0.ready(status: self.statusLine()) }
+        default:
+            notify { try $0.stopping(status: "stopping") }
+            if options.removeOnExit {
+                do {
+                    try reconciler.remove()
+                    logger.notice("stopping: table \(reconciler.table) removed (--remove-on-exit)")
+                } catch {
+                    logger.error("stopping: could not remove table \(reconciler.table): \(error)")
+                }
+            } else {
+                logger.notice("stopping: the enforced ruleset stays in place (fail closed)")
+            }
+            loop.stop()
+        }
+    }
+
+    func monitorReadable() {
+        guard let monitor else { return }
+        let events: [MonitorEvent]
+        do {
+            events = try monitor.drain()
+        } catch {
+            logger.error("nftables monitor: \(error)")
+            return
+        }
+        var drift: [String] = []
+        for event in events {
+            switch event {
+            case .commit(let c):
+                reconciler.note(c)
+                if !c.own && c.touchedTable { drift.append("\(c.process.isEmpty ? "pid" : c.process)[\(c.pid)]") }
+            case .overflow:
+                reconciler.noteForeignChange()
+                drift.append("lost events (monitor queue overflow)")
+            }
+        }
+        guard !drift.isEmpty, let desired else { return }
+        logger.warning("drift: table \(reconciler.table) changed by \(Set(drift).sorted().joined(separator: ", ")); restoring the plan")
+        enforce(desired, reason: "drift repair")
+    }
+
+    // MARK: - reconcile
+
+    /// Reads the config (unless its content is unchanged and `force` is false), and enforces its
+    /// plan. An invalid config changes nothing: the last good ruleset stays.
+    func reload(force: Bool, reason: String) {
+        let path = options.configPath
+        do {
+            if options.requireSecureConfig {
+                for warning in try ConfigFileSecurity.check(FilePath(path)) { logger.warning("\(warning)") }
+            }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw InputError(file: path, line: nil, key: nil,
+                                 message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
+            }
+            let hash = SHA256.hex(of: data)
+            if !force && hash == configHash && desired != nil { return }
+            let config = try Config.parse(text: String(decoding: data, as: UTF8.self), file: path)
+            for w in config.warnings { logger.warning("\(w)") }
+            guard config.enforce.table == reconciler.table else {
+                throw InputError(file: path, line: nil, key: "enforce.table",
+                                 message: "changing the table from \(reconciler.table) to \(config.enforce.table) needs a restart of the daemon")
+            }
+            let roles = try config.resolveRoles(hostAddresses: options.hostAddresses ?? localInterfaceAddresses())
+            let plan = Compiler.compile(config: config, roles: roles)
+            if hash != configHash {
+                logger.info("config \(path) (sha256 \(hash.prefix(12))): roles \(roles.joined(separator: ", "))")
+            }
+            configHash = hash
+            desired = plan.ruleset
+            enforce(plan.ruleset, reason: reason)
+        } catch {
+            let kept = desired == nil ? "nothing is enforced yet" : "the last good ruleset stays enforced"
+            logger.error("config rejected (\(reason)): \(error); \(kept)")
+            lastError = EnforcedState.Failure(message: "\(error)", at: Date())
+            writeState()
+            notify { try $0.status("config rejected: \(error)") }
+        }
+    }
+
+    func enforce(_ ruleset: Ruleset, reason: String) {
+        // Take the monitor's news first, so the pass knows the current generation.
+        if monitor != nil { drainQuietly() }
+        do {
+            let outcome = try reconciler.reconcile(to: ruleset)
+            reconciles.ok += 1
+            if reason == "drift repair" { reconciles.driftRepairs += 1 }
+            if outcome.changed {
+                appliedAt = Date()
+                logger.notice("reconcile (\(reason)): \(outcome.summary)")
+            } else if reason != "backstop" {
+                logger.info("reconcile (\(reason)): \(outcome.summary)")
+            }
+            lastError = nil
+            retryDelay = .seconds(1)
+            retryTimer?.cancel()
+            writeState()
+            notify { try $0.status(self.statusLine()) }
+        } catch {
+            reconciles.failed += 1
+            lastError = EnforcedState.Failure(message: "\(error)", at: Date())
+            logger.error("reconcile (\(reason)) failed, the previous ruleset stays whole: \(error); retrying in \(retryDelay) with a full replace")
+            retryTimer?.schedule(after: retryDelay)
+            retryDelay = min(retryDelay * 2, .seconds(30))
+            writeState()
+            notify { try $0.status("reconcile failed: \(error)") }
+        }
+    }
+
+    private func retry() {
+        guard let desired else { return }
+        enforce(desired, reason: "retry")
+    }
+
+    /// Applies pending monitor events to the reconciler without acting on drift (the pass that
+    /// follows reads the kernel when needed).
+    private func drainQuietly() {
+        guard let monitor, let events = try? monitor.drain() else { return }
+        for event in events {
+            switch event {
+            case .commit(let c): reconciler.note(c)
+            case .overflow: reconciler.noteForeignChange()
+            }
+        }
+    }
+
+    // MARK: - state
+
+    func statusLine() -> String {
+        guard let desired else { return "no valid config yet: \(lastError?.message ?? "")" }
+        let elements = desired.sets.reduce(0) { $0 + $1.elements.ranges.count }
+        var s = "enforcing \(desired.chains.count) chains, \(desired.sets.count) sets, \(elements) elements"
+        if let e = lastError { s += "; last error: \(e.message)" }
+        return s
+    }
+
+    private func writeState() {
+        var counts: [String: Int] = [:]
+        for s in desired?.sets ?? [] { counts[s.name] = s.elements.ranges.count }
+        let state = EnforcedState(configPath: options.configPath, configSHA256: configHash ?? "",
+                                  appliedAt: appliedAt, generation: reconciler.generation ?? 0,
+                                  lastError: lastError, setElementCounts: counts)
+        do {
+            try stateFile.write(state)
+        } catch {
+            logger.warning("\(error)")
+        }
+    }
+
+    private func notify(_ send: (SystemdNotifier) throws -> Void) {
+        do {
+            try send(notifier)
+        } catch {
+            logger.warning("sd_notify: \(error)")
+        }
+    }
+}
