@@ -3,6 +3,9 @@
 #   make build                     release build of fwenforcerd
 #   make install                   binary, systemd unit, docs, sample config (kept if one exists)
 #   make install DESTDIR=/tmp/pkg  the same into a staging tree (add OWNER= when not root)
+#   make plan                      deps, build, and the dry-run plan of the shipped sample config (as a CCO VM)
+#   make test                      deps, build, every test (kernel tests in namespaces they create and delete)
+#   make man completions           man page and shell completions generated from the CLI, into out/
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -22,18 +25,38 @@ BUILD_FLAGS ?= -c release --static-swift-stdlib
 INSTALL     ?= install
 OWNER       ?= -o root -g root
 
-# Hooks for files generated from the CLI: man pages (the section is taken from the file name,
-# e.g. fwenforcerd.8) and shell completion scripts for fwenforcerd.
-MANPAGES        ?=
-BASH_COMPLETION ?=
-ZSH_COMPLETION  ?=
-FISH_COMPLETION ?=
+# Files generated from the CLI (`make man completions`): man pages (the section is taken from the
+# file name, e.g. fwenforcerd.8) and shell completion scripts; installed when present.
+MANPAGES        ?= $(wildcard out/man/*.8)
+BASH_COMPLETION ?= $(wildcard out/completions/fwenforcerd.bash)
+ZSH_COMPLETION  ?= $(wildcard out/completions/_fwenforcerd)
+FISH_COMPLETION ?= $(wildcard out/completions/fwenforcerd.fish)
 
 UNIT          := deploy/fwenforcerd.service
 SAMPLE_CONFIG ?= etc/fwenforcer.conf
 CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
 
-.PHONY: build install deps
+.PHONY: build install deps plan test man completions
+
+plan: deps
+	$(SWIFT) build --product fwenforcerd
+	"$$($(SWIFT) build --show-bin-path)/fwenforcerd" plan --config $(SAMPLE_CONFIG)
+
+test:
+	scripts/test.sh
+
+man:
+	$(SWIFT) package plugin --allow-writing-to-package-directory generate-manual --section 8 \
+		--authors "fwenforcer developers" >/dev/null
+	mkdir -p out/man
+	cp .build/plugins/GenerateManual/outputs/fwenforcerd/fwenforcerd.8 out/man/
+
+completions: build
+	mkdir -p out/completions
+	bin="$$($(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --show-bin-path)/fwenforcerd"; \
+	"$$bin" --generate-completion-script bash > out/completions/fwenforcerd.bash && \
+	"$$bin" --generate-completion-script zsh > out/completions/_fwenforcerd && \
+	"$$bin" --generate-completion-script fish > out/completions/fwenforcerd.fish
 
 deps:
 	scripts/install-deps.sh
