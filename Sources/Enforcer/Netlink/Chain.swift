@@ -35,14 +35,18 @@ enum ChainMessages {
     /// `add chain inet T NAME { type filter hook H priority P; policy V; }`. On an existing chain
     /// with the same hook and priority, the kernel updates the policy.
     static func add(table: String, _ c: BaseChain, _ b: MessageBuilder) -> [UInt8] {
-        let chain = NftnlChain()
-        chain.set(NFTNL_CHAIN_TABLE, table)
-        chain.set(NFTNL_CHAIN_NAME, c.name)
-        chain.set(NFTNL_CHAIN_HOOKNUM, c.hook.netfilterHook)
-        chain.set(NFTNL_CHAIN_PRIO, c.priority)
-        chain.set(NFTNL_CHAIN_POLICY, UInt32(bitPattern: c.policy.netfilterCode))
-        chain.set(NFTNL_CHAIN_TYPE, "filter")
-        return b.build(NFT_MSG_NEWCHAIN, flags: RequestFlags.create) { nftnl_chain_nlmsg_build_payload($0, chain.pointer) }
+        // nft 1.0.6 writes table, name, type and policy itself and leaves the hook nest to libnftnl
+        // (mnl_nft_chain_add); the same order here keeps the bytes equal.
+        let hook = NftnlChain()
+        hook.set(NFTNL_CHAIN_HOOKNUM, c.hook.netfilterHook)
+        hook.set(NFTNL_CHAIN_PRIO, c.priority)
+        return b.build(NFT_MSG_NEWCHAIN, flags: RequestFlags.create) { nlh in
+            mnl_attr_put_strz(nlh, UInt16(NFTA_CHAIN_TABLE.rawValue), table)
+            mnl_attr_put_strz(nlh, UInt16(NFTA_CHAIN_NAME.rawValue), c.name)
+            mnl_attr_put_strz(nlh, UInt16(NFTA_CHAIN_TYPE.rawValue), "filter")
+            mnl_attr_put_u32(nlh, UInt16(NFTA_CHAIN_POLICY.rawValue), UInt32(bitPattern: c.policy.netfilterCode).bigEndian)
+            nftnl_chain_nlmsg_build_payload(nlh, hook.pointer)
+        }
     }
 
     static func delete(table: String, _ name: String, _ b: MessageBuilder) -> [UInt8] {

@@ -79,6 +79,15 @@ enum Delinearize {
                 guard anonymousSets[set] == nil else { throw fail("address lookup in an anonymous set") }
                 matches.append(.addressInSet(end, family, set: set))
                 i += 2
+            case (.payload(.transport, 0, 4, r1), .cmp(.eq, r1, let both)) where !inStatements && both.count == 4:
+                // nft merged `sport == a` and `dport == b` into one 4-byte compare (stmt_reduce).
+                guard let proto = [TransportProtocol.tcp.number: TransportProtocol.tcp, TransportProtocol.udp.number: .udp][state.l4 ?? 0] else {
+                    throw fail("port match without a tcp or udp protocol check")
+                }
+                matches.append(.ports(.source, proto, [PortRange(port(Array(both[0..<2])))]))
+                state.advance(over: matches.last!)
+                matches.append(.ports(.destination, proto, [PortRange(port(Array(both[2..<4])))]))
+                i += 2
             case (.payload(.transport, let offset, 2, r1), _) where !inStatements && (offset == 0 || offset == 2):
                 guard let proto = [TransportProtocol.tcp.number: TransportProtocol.tcp, TransportProtocol.udp.number: .udp][state.l4 ?? 0] else {
                     throw fail("port match without a tcp or udp protocol check")
@@ -178,4 +187,24 @@ enum Delinearize {
 
 extension RateLimit.Unit {
     static let allKnown: [RateLimit.Unit] = [.second, .minute, .hour, .day]
+}
+
+/// What a rule looks like after a round trip through the kernel: linearized as fwenforcer writes
+/// it and read back as fwenforcer reads it. Pure (no kernel), and the definition `Rule.canonical`
+/// uses, so comparing canonical rules is comparing what the kernel would hold.
+enum KernelForm {
+    static func canonical(_ rule: Rule) -> Rule? {
+        guard let linear = try? Linearize.rule(rule, namedSetID: { _ in 0 }, anonymousSetID: { 0 }) else { return nil }
+        var anonymous: Delinearize.AnonymousSets = [:]
+        var k = 0
+        let expressions = linear.expressions.map { x -> Expression in
+            guard case .lookup(Linearize.anonymousSetName, _, let r) = x else { return x }
+            let name = "__set\(k)"
+            anonymous[name] = linear.anonymousSets[k]
+            k += 1
+            return .lookup(set: name, setID: 0, register: r)
+        }
+        let dumped = DumpedRule(table: "", chain: "", expressions: expressions, userdata: linear.userdata)
+        return try? Delinearize.rule(dumped, anonymousSets: anonymous)
+    }
 }

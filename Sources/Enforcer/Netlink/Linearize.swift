@@ -42,6 +42,13 @@ struct AnonymousSet: Hashable {
         return ranges.enumerated().map { IntervalElement(key: $0.element.first, isEnd: false, rangeIndex: $0.offset) }
     }
 
+    /// The size nft declares for a constant set (NFTA_SET_DESC_SIZE): its element count before
+    /// interval encoding, plus, for an interval set, one per range and one for the first segment
+    /// (nft counts an end element even for a range that runs to the top and has none).
+    var declaredSize: Int {
+        interval ? 2 * ranges.count + (ranges.first?.first == 0 ? 0 : 1) : ranges.count
+    }
+
     /// Same key type, kind and elements (the `typeof` userdata aside).
     func sameContents(_ other: AnonymousSet) -> Bool {
         keyType == other.keyType && interval == other.interval && ranges == other.ranges
@@ -81,21 +88,24 @@ enum Linearize {
 
     static func rule(_ rule: Rule, namedSetID: (String) -> UInt32, anonymousSetID: () -> UInt32) throws(BackendError) -> LinearizedRule {
         var out = LinearizedRule(expressions: [], anonymousSets: [], userdata: Userdata.rule(comment: rule.comment))
+        // nft's statements: each match and each implicit dependency is one, and `payload == value`
+        // statements are merged afterwards as nft's stmt_reduce does.
+        var units: [Unit] = []
         var state = DependencyState()
         let r1 = Expression.register1
 
-        func lookupAnonymous(_ set: AnonymousSet) {
+        func lookupAnonymous(_ set: AnonymousSet) -> Expression {
             out.anonymousSets.append(set)
-            out.expressions.append(.lookup(set: anonymousSetName, setID: anonymousSetID(), register: r1))
+            return .lookup(set: anonymousSetName, setID: anonymousSetID(), register: r1)
         }
 
         for m in rule.matches {
             if let f = m.impliedFamily, state.family != f {
-                out.expressions += familyCheck(f)
+                units.append(Unit(familyCheck(f)))
                 state.family = f
             }
             if let p = m.impliedL4Protocol, state.l4 != p {
-                out.expressions += l4Check(p)
+                units.append(Unit(l4Check(p)))
                 state.l4 = p
             }
             switch m {
@@ -105,52 +115,55 @@ enum Linearize {
                     throw .rejected([Rejection(object: Transaction.ruleSubject(chain: hook.rawValue, rule), code: .invalidArgument,
                                                kernelMessage: "interface name \"\(name)\" is longer than \(ifnameSize - 1) bytes")])
                 }
-                out.expressions.append(.meta(hook == .input ? .iifname : .oifname, register: r1))
-                out.expressions.append(.cmp(.eq, register: r1, data: bytes + Array(repeating: 0, count: ifnameSize - bytes.count)))
+                units.append(Unit([.meta(hook == .input ? .iifname : .oifname, register: r1),
+                                   .cmp(.eq, register: r1, data: bytes + Array(repeating: 0, count: ifnameSize - bytes.count))]))
             case .ctState(let states):
                 let mask = states.reduce(UInt32(0)) { $0 | $1.bit }
-                out.expressions.append(.ct(.state, register: r1))
-                out.expressions.append(.bitwise(register: r1, length: 4, mask: hostBytes(mask), xor: [0, 0, 0, 0]))
-                out.expressions.append(.cmp(.neq, register: r1, data: [0, 0, 0, 0]))
+                units.append(Unit([.ct(.state, register: r1),
+                                   .bitwise(register: r1, length: 4, mask: hostBytes(mask), xor: [0, 0, 0, 0]),
+                                   .cmp(.neq, register: r1, data: [0, 0, 0, 0])]))
             case .ctDirectionReply:
-                out.expressions.append(.ct(.direction, register: r1))
-                out.expressions.append(.cmp(.eq, register: r1, data: [1]  /* IP_CT_DIR_REPLY */))
+                units.append(Unit([.ct(.direction, register: r1), .cmp(.eq, register: r1, data: [1])]))  // IP_CT_DIR_REPLY
             case .family(let f):
-                out.expressions += familyCheck(f)
+                units.append(Unit(familyCheck(f)))
             case .transport(let p):
-                out.expressions += l4Check(p.number)
+                units.append(Unit(l4Check(p.number)))
             case .addressInSet(let end, let family, let set):
                 let (offset, length) = addressField(family, end)
-                out.expressions.append(.payload(.network, offset: offset, length: length, register: r1))
-                out.expressions.append(.lookup(set: set, setID: namedSetID(set), register: r1))
+                units.append(Unit([.payload(.network, offset: offset, length: length, register: r1),
+                                   .lookup(set: set, setID: namedSetID(set), register: r1)]))
             case .ports(let end, let proto, let ports):
                 let ports = PortRange.normalize(ports)
-                out.expressions.append(.payload(.transport, offset: end == .source ? 0 : 2, length: 2, register: r1))
+                let offset: UInt32 = end == .source ? 0 : 2
                 if ports.count == 1, ports[0].first == ports[0].last {
-                    out.expressions.append(.cmp(.eq, register: r1, data: bigEndian16(ports[0].first)))
+                    units.append(.payloadEquals(.transport, offset: offset, value: bigEndian16(ports[0].first)))
                 } else if ports.count == 1 {
-                    out.expressions.append(.cmp(.gte, register: r1, data: bigEndian16(ports[0].first)))
-                    out.expressions.append(.cmp(.lte, register: r1, data: bigEndian16(ports[0].last)))
+                    units.append(Unit([.payload(.transport, offset: offset, length: 2, register: r1),
+                                       .cmp(.gte, register: r1, data: bigEndian16(ports[0].first)),
+                                       .cmp(.lte, register: r1, data: bigEndian16(ports[0].last))]))
                 } else {
-                    lookupAnonymous(AnonymousSet(
+                    let lookup = lookupAnonymous(AnonymousSet(
                         keyType: .inetService, interval: ports.contains { $0.first != $0.last },
                         ranges: ports.map { .init(first: UInt128($0.first), last: UInt128($0.last)) },
                         typeofUserdata: .init(protocolDescription: proto == .tcp ? protoDescTCP : protoDescUDP, field: end == .source ? 1 : 2)))
+                    units.append(Unit([.payload(.transport, offset: offset, length: 2, register: r1), lookup]))
                 }
             case .icmpTypes(let family, let types):
                 let numbers = Array(Set(types.map(\.number))).sorted()
-                out.expressions.append(.payload(.transport, offset: 0, length: 1, register: r1))
                 if numbers.count == 1 {
-                    out.expressions.append(.cmp(.eq, register: r1, data: [numbers[0]]))
+                    units.append(.payloadEquals(.transport, offset: 0, value: [numbers[0]]))
                 } else {
-                    lookupAnonymous(AnonymousSet(
+                    let lookup = lookupAnonymous(AnonymousSet(
                         keyType: family == .ipv4 ? .icmpType : .icmpv6Type, interval: false,
                         ranges: numbers.map { .init(first: UInt128($0), last: UInt128($0)) },
                         typeofUserdata: .init(protocolDescription: family == .ipv4 ? protoDescICMP : protoDescICMPv6, field: 1)))
+                    units.append(Unit([.payload(.transport, offset: 0, length: 1, register: r1), lookup]))
                 }
             }
             state.advance(over: m)
         }
+        mergePayloadMatches(&units)
+        out.expressions = units.flatMap(\.expressions)
         for s in rule.statements {
             switch s {
             case .counter:
@@ -164,6 +177,44 @@ enum Linearize {
         }
         if let v = rule.verdict { out.expressions.append(.verdict(v)) }
         return out
+    }
+
+    /// One nft statement's expressions; `payload == constant` statements keep their field so they
+    /// can be merged.
+    struct Unit {
+        var expressions: [Expression]
+        var field: (base: PayloadBase, offset: UInt32, value: [UInt8])?
+
+        init(_ expressions: [Expression]) { self.expressions = expressions }
+
+        static func payloadEquals(_ base: PayloadBase, offset: UInt32, value: [UInt8]) -> Unit {
+            var u = Unit([.payload(base, offset: offset, length: UInt32(value.count), register: Expression.register1),
+                          .cmp(.eq, register: Expression.register1, data: value)])
+            u.field = (base, offset, value)
+            return u
+        }
+    }
+
+    /// nft's stmt_reduce (src/rule.c): `payload == constant` statements of a rule are sorted by
+    /// header position, and each one that starts where the previous ends is folded into it while
+    /// the pair fits a 32-bit register (`udp sport 67 udp dport 68` is one 4-byte load and compare).
+    /// The merged statement stays where the lower-offset one was; the other disappears.
+    static func mergePayloadMatches(_ units: inout [Unit]) {
+        let candidates = units.indices.filter { units[$0].field != nil }
+            .sorted { (units[$0].field!.base.rawValue, units[$0].field!.offset, $0) < (units[$1].field!.base.rawValue, units[$1].field!.offset, $1) }
+        guard candidates.count > 1 else { return }
+        var removed: Set<Int> = []
+        var last = candidates[0]
+        for this in candidates.dropFirst() {
+            let a = units[last].field!, b = units[this].field!
+            guard a.base == b.base, a.offset + UInt32(a.value.count) == b.offset, a.value.count + b.value.count <= 4 else {
+                last = this
+                continue
+            }
+            units[last] = .payloadEquals(a.base, offset: a.offset, value: a.value + b.value)
+            removed.insert(this)
+        }
+        units = units.indices.filter { !removed.contains($0) }.map { units[$0] }
     }
 
     // nft's protocol description ids (enum proto_desc_id), as its set `typeof` userdata records them.

@@ -18,6 +18,7 @@ final class MessageBuilder {
 
     init() {
         buffer = UnsafeMutableRawPointer.allocate(byteCount: MessageBuilder.capacity, alignment: 16)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: MessageBuilder.capacity)
     }
 
     deinit { buffer.deallocate() }
@@ -32,7 +33,11 @@ final class MessageBuilder {
         body(nlh)
         let length = Int(nlh.pointee.nlmsg_len)
         precondition(length <= MessageBuilder.capacity, "netlink message overran its buffer")
-        return Array(UnsafeRawBufferPointer(start: buffer, count: length))
+        let bytes = Array(UnsafeRawBufferPointer(start: buffer, count: length))
+        // libmnl 1.0.4 leaves attribute padding as it finds it: keep the buffer zeroed, as nft's
+        // freshly allocated batch pages are, so padding bytes are zeros too.
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        return bytes
     }
 }
 

@@ -16,10 +16,6 @@ final class NftnlRule {
     func has(_ a: nftnl_rule_attr) -> Bool { nftnl_rule_is_set(pointer, UInt16(a.rawValue)) }
     func string(_ a: nftnl_rule_attr) -> String? { has(a) ? String(cString: nftnl_rule_get_str(pointer, UInt16(a.rawValue))) : nil }
 
-    func setUserdata(_ u: Userdata) {
-        u.bytes.withUnsafeBytes { _ = nftnl_rule_set_data(pointer, UInt16(NFTNL_RULE_USERDATA.rawValue), $0.baseAddress, UInt32($0.count)) }
-    }
-
     var userdata: Userdata? {
         guard has(NFTNL_RULE_USERDATA) else { return nil }
         var length: UInt32 = 0
@@ -60,8 +56,13 @@ enum RuleMessages {
         rule.set(NFTNL_RULE_TABLE, table)
         rule.set(NFTNL_RULE_CHAIN, chain)
         for e in r.expressions { rule.append(e) }
-        if let u = r.userdata { rule.setUserdata(u) }
-        return b.build(NFT_MSG_NEWRULE, flags: RequestFlags.append) { nftnl_rule_nlmsg_build_payload($0, rule.pointer) }
+        return b.build(NFT_MSG_NEWRULE, flags: RequestFlags.append) { nlh in
+            nftnl_rule_nlmsg_build_payload(nlh, rule.pointer)
+            // nft puts the userdata after the expressions (mnl_nft_rule_add); libnftnl would put it before.
+            if let u = r.userdata {
+                u.bytes.withUnsafeBytes { mnl_attr_put(nlh, UInt16(NFTA_RULE_USERDATA.rawValue), $0.count, $0.baseAddress) }
+            }
+        }
     }
 
     static func decode(_ m: ReceivedMessage) -> DumpedRule? {

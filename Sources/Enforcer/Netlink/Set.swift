@@ -70,8 +70,7 @@ enum SetMessages {
         set.set(NFTNL_SET_KEY_TYPE, s.keyType.rawValue)
         set.set(NFTNL_SET_KEY_LEN, UInt32(s.keyType.byteCount))
         set.set(NFTNL_SET_ID, id)
-        // nft sizes a constant set by the elements it writes (the first segment and ends included).
-        set.set(NFTNL_SET_DESC_SIZE, UInt32(s.elements.count))
+        set.set(NFTNL_SET_DESC_SIZE, UInt32(s.declaredSize))
         set.set(NFTNL_SET_USERDATA, s.userdata.bytes)
         return b.build(NFT_MSG_NEWSET, flags: RequestFlags.createExclusive) { nftnl_set_nlmsg_build_payload($0, set.pointer) }
     }
