@@ -192,6 +192,63 @@ import Testing
         }
         #expect(try h.loop.run(until: { h.seen.count == 1 }, timeout: .seconds(3)))
     }
+
+    /// A second file (a catalog named by the config) joins the watch; a change to it is reported.
+    @Test func watchedPathsCanBeReplaced() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try daemonWriteInPlace(h.directory("catalog.toml"), "c1")
+        try h.watcher.watch([FilePath(h.config), FilePath(h.directory("catalog.toml"))])
+        #expect(try h.loop.run(until: { h.seen.count == 1 }, timeout: .seconds(3)))  // watch() itself reports
+        try daemonWriteInPlace(h.directory("catalog.toml"), "c2")
+        #expect(try h.loop.run(until: { h.seen.count == 2 }, timeout: .seconds(3)))
+    }
+}
+
+/// Path resolution through symlinks: which directory entries decide what a path names.
+@Suite struct DaemonSymlinkChainTests {
+    @Test func configMapLayout() throws {
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        try daemonCheck(mkdir(dir("..2026"), 0o755), "mkdir")
+        try daemonWriteInPlace(dir("..2026/fwenforcer.conf"), "x")
+        try daemonCheck(symlink("..2026", dir("..data")), "symlink")
+        try daemonCheck(symlink("..data/fwenforcer.conf", dir("fwenforcer.conf")), "symlink")
+        let chain = SymlinkChain.resolve(dir("fwenforcer.conf"))
+        #expect(chain.target == dir("..2026/fwenforcer.conf"))
+        #expect(chain.entries == [
+            .init(directory: dir.path, name: "fwenforcer.conf"),
+            .init(directory: dir.path, name: "..data"),
+            .init(directory: dir("..2026"), name: "fwenforcer.conf"),
+        ])
+    }
+
+    @Test func absoluteLinksDotDotAndMissingComponents() throws {
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        try daemonCheck(mkdir(dir("a"), 0o755), "mkdir")
+        try daemonWriteInPlace(dir("a/f"), "x")
+        try daemonCheck(symlink(dir("a"), dir("abs")), "symlink")
+        // "abs/../a/f": ".." applies to where abs leads (physical), as the kernel resolves it.
+        let chain = SymlinkChain.resolve(dir("abs/../a/./f"))
+        #expect(chain.target == dir("a/f"))
+        #expect(chain.entries == [.init(directory: dir.path, name: "abs"), .init(directory: dir("a"), name: "f")])
+
+        let missing = SymlinkChain.resolve(dir("gone/f"))
+        #expect(missing.target == nil)
+        #expect(missing.entries == [.init(directory: dir.path, name: "gone")])
+    }
+
+    @Test func linkLoopsEnd() throws {
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        try daemonCheck(symlink("b", dir("a")), "symlink")
+        try daemonCheck(symlink("a", dir("b")), "symlink")
+        let chain = SymlinkChain.resolve(dir("a"))
+        #expect(chain.target == nil)
+        #expect(chain.entries.count == SymlinkChain.maximumLinks + 1)
+        #expect(Set(chain.entries.map(\.name)) == ["a", "b"])
+    }
 }
 
 #endif

@@ -47,6 +47,9 @@ public final class EventLoop {
     private var signalHandlers: [Int32: SignalHandler] = [:]
     private var stopRequested = false
     public private(set) var isClosed = false
+    /// The thread that created the loop: the only one that may run it (a signalfd reports the
+    /// signals pending for the thread that reads it, and handlers rely on never running concurrently).
+    private let owner = pthread_self()
 
     /// Every descriptor the loop opened and closed, for tests that check shutdown closes everything.
     private(set) var openedDescriptors: [Int32] = []
@@ -194,6 +197,7 @@ public final class EventLoop {
     /// Waits up to `timeout` (forever when nil) for ready sources and runs their handlers.
     func runOnce(timeout: Duration?) throws {
         precondition(!isClosed, "EventLoop is closed")
+        assert(pthread_equal(owner, pthread_self()) != 0, "EventLoop run from a thread other than the one that made it")
         let capacity = 32
         var buffer = [UInt8](repeating: 0, count: capacity * LinuxCalls.epollEventSize)
         let timeoutMilliseconds = timeout.map { $0.millisecondsRoundedUp } ?? -1
