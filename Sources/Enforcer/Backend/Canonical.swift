@@ -1,26 +1,17 @@
-/// What a rule looks like after a round trip through the kernel.
+/// What a rule looks like after a round trip through the kernel: what the netlink read-back
+/// returns for it, and the form `Diff` compares rules in.
 ///
-/// nft (and fwenforcer's encoder, which writes what nft writes) puts implicit protocol dependencies
-/// in front of some matches: `ip saddr @S` needs `meta nfproto ipv4` in an inet table, `tcp dport 22`
-/// needs `meta l4proto tcp`, `icmp type ...` needs both. On the wire an explicit `meta nfproto ipv4`
-/// right before `ip saddr @S` is the same bytes as the implicit one, so reading back cannot tell
-/// them apart. The canonical form drops such explicit dependencies, sorts the members of unordered
-/// matches, and is what the kernel read-back returns; `Diff` compares rules in this form.
+/// Several spellings of a rule are the same bytes on the wire, so reading back must pick one:
+/// - nft (and fwenforcer's encoder, which writes what nft writes) puts implicit protocol
+///   dependencies in front of some matches: `ip saddr @S` needs `meta nfproto ipv4` in an inet
+///   table, `tcp dport 22` needs `meta l4proto tcp`, `icmp type ...` needs both. An explicit
+///   `meta nfproto ipv4` right before `ip saddr @S` is the same bytes, and is dropped;
+/// - the members of `ct state`, port lists and ICMP type lists are sorted (ports merged);
+/// - `sport == a` and `dport == b` are one 4-byte compare (nft's statement merge), read back as
+///   source port then destination port where the source-port match was;
+/// - a log to an nfnetlink_log group has no syslog level on the wire: it reads back as `warn`.
 extension Rule {
-    public var canonical: Rule {
-        var out = self
-        out.matches = Match.canonical(matches)
-        out.statements = statements.map(\.canonical)
-        return out
-    }
-}
-
-extension Statement {
-    /// A log to an nfnetlink_log group has no syslog level on the wire: it reads back as `warn`.
-    var canonical: Statement {
-        if case .log(let prefix, _, let group?) = self { return .log(prefix: prefix, level: .warn, group: group) }
-        return self
-    }
+    public var canonical: Rule { KernelForm.canonical(self) ?? self }
 }
 
 extension Match {
