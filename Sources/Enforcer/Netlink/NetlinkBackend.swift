@@ -19,6 +19,9 @@ public final class NetlinkBackend: Backend {
     /// How many times a batch is re-sent with a fresh generation when the kernel answers ERESTART
     /// to a transaction that carries no generation of its own.
     public var maxRestarts = 3
+    /// Runs after the generation is taken and before the batch is sent (tests play a concurrent
+    /// writer here).
+    var beforeSend: (() -> Void)?
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
     static let erestart: Int32 = 85
 
@@ -73,6 +76,7 @@ public final class NetlinkBackend: Backend {
             if let generation { gen = generation } else { gen = try self.generation() }
             let first = socket.reserveSequences(batch.messages.count + 2)
             let bytes = batch.framed(firstSequence: first, generation: gen, commit: commit)
+            beforeSend?()
             do throws(BackendError) {
                 try transmit(bytes, batch: batch, firstSequence: first, generation: gen)
                 return (bytes.count, retries)
@@ -248,6 +252,14 @@ public final class NetlinkBackend: Backend {
         }
         return AnonymousSet(keyType: keyType, interval: s.isInterval, ranges: ranges,
                             typeofUserdata: .init(protocolDescription: 0, field: 0))
+    }
+
+    /// The elements the kernel holds for one set, as it stores them (start and end elements, the
+    /// first segment included), sorted by key: for tests that compare with what nft leaves.
+    func storedElements(table: String, set: String) throws(BackendError) -> [(key: [UInt8], isEnd: Bool)] {
+        var interrupted = false
+        return try dumpElements(table: table, set: set, interrupted: &interrupted)
+            .sorted { ($0.key.lexicographicallyPrecedes($1.key)) || ($0.key == $1.key && $0.isEnd && !$1.isEnd) }
     }
 
     private func dumpElements(table: String, set: String, interrupted: inout Bool) throws(BackendError) -> [(key: [UInt8], isEnd: Bool)] {
