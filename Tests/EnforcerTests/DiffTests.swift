@@ -1,0 +1,97 @@
+import Testing
+@testable import Enforcer
+
+/// The pure diff: what it sends for each kind of change, and in which order.
+@Suite struct DiffTests {
+    typealias F = NetlinkFixtures
+
+    @Test func fromNothingCreatesEverything() {
+        let tx = Diff.transaction(from: nil, to: F.a)
+        #expect(tx.operations.first == .addTable)
+        #expect(tx.operations.filter { if case .addRule = $0 { return true } else { return false } }.count == F.a.chains.map(\.rules.count).reduce(0, +))
+        // Sets before the rules that look them up.
+        let firstRule = tx.operations.firstIndex { if case .addRule = $0 { return true } else { return false } }!
+        let lastSet = tx.operations.lastIndex { if case .addSet = $0 { return true } else { return false } }!
+        #expect(lastSet < firstRule)
+    }
+
+    @Test func equalRulesetsNeedNothing() {
+        #expect(Diff.transaction(from: F.a, to: F.a).operations.isEmpty)
+        // Spelling differences that are the same bytes in the kernel are not changes.
+        var spelled = F.a
+        spelled.chains[0].rules[8].matches.insert(.family(.ipv4), at: 0)     // explicit `meta nfproto ipv4` before `ip saddr`
+        spelled.chains[0].rules[4].matches = [.ctState([.related, .established, .related])]
+        #expect(Diff.transaction(from: F.a, to: spelled).operations.isEmpty)
+    }
+
+    @Test func peerReplacedIsOneDeleteAndOneAdd() {
+        let tx = Diff.transaction(from: F.a, to: F.aWithPeerReplaced, generation: 42)
+        #expect(tx.generation == 42)
+        #expect(tx.operations == [
+            .deleteElements(SetElements(set: "MON_v4", family: .ipv4, interval: false, ranges: [F.range("198.18.5.3", "198.18.5.3")])),
+            .addElements(SetElements(set: "MON_v4", family: .ipv4, interval: false, ranges: [F.range("198.18.5.4", "198.18.5.4")])),
+        ])
+    }
+
+    /// A range that changes shape is deleted as it was stored and added as it is now; ranges that
+    /// stay are not touched.
+    @Test func rangeChangingShape() {
+        let have = AddressSet(family: .ipv4, ranges: [F.range("198.18.0.7", "198.18.0.7"), F.range("198.18.3.1", "198.18.3.9")])
+        let want = AddressSet(family: .ipv4, ranges: [F.range("198.18.0.7", "198.18.0.7"), F.range("198.18.3.1", "198.18.3.20")])
+        let (deleted, added) = Diff.elementChanges(from: have, to: want)
+        #expect(deleted == [F.range("198.18.3.1", "198.18.3.9")])
+        #expect(added == [F.range("198.18.3.1", "198.18.3.20")])
+    }
+
+    @Test func setKindChangeRecreatesTheSetWithItsRules() {
+        var c = F.a
+        let i = c.sets.firstIndex { $0.name == "CCM_v6" }!
+        c.sets[i] = F.set("CCM_v6", .ipv6, interval: false, ["fd00::1"])
+        let ops = Diff.transaction(from: F.a, to: c).operations
+        // Both chains look CCM_v6 up: both are flushed before the set goes, and rewritten after it is back.
+        let flushIn = ops.firstIndex(of: .flushChain("input"))!, flushOut = ops.firstIndex(of: .flushChain("output"))!
+        let delete = ops.firstIndex(of: .deleteSet("CCM_v6"))!
+        let add = ops.firstIndex(of: .addSet(SetDefinition(name: "CCM_v6", family: .ipv6, interval: false)))!
+        let firstRule = ops.firstIndex { if case .addRule = $0 { return true } else { return false } }!
+        #expect(flushIn < delete && flushOut < delete && delete < add && add < firstRule)
+        #expect(ops.filter { if case .addRule = $0 { return true } else { return false } }.count == F.a.chains.map(\.rules.count).reduce(0, +))
+    }
+
+    @Test func policyChangeIsAChainUpdateOnly() {
+        var c = F.a
+        c.chains[1].policy = .drop
+        #expect(Diff.transaction(from: F.a, to: c).operations == [.addChain(BaseChain(name: "output", hook: .output, priority: 0, policy: .drop))])
+    }
+
+    @Test func onlyTheChainWhoseRulesChangedIsRewritten() {
+        var c = F.a
+        c.chains[1].rules.remove(at: 1)
+        let ops = Diff.transaction(from: F.a, to: c).operations
+        #expect(ops.first == .flushChain("output"))
+        #expect(!ops.contains(.flushChain("input")))
+        #expect(ops.count == 1 + c.chains[1].rules.count)
+    }
+
+    @Test func removedSetAndChainAreDeleted() {
+        var c = F.a
+        c.chains.removeLast()
+        c.chains[0].rules.removeAll { $0.matches.first == .addressInSet(.source, .ipv4, set: "workers_v4") }
+        c.sets.removeAll { $0.name == "workers_v4" }
+        let ops = Diff.transaction(from: F.a, to: c).operations
+        #expect(ops.contains(.deleteChain("output")))
+        let flush = ops.firstIndex(of: .flushChain("input"))!, delete = ops.firstIndex(of: .deleteSet("workers_v4"))!
+        #expect(flush < delete)
+    }
+
+    @Test func replacementIsAddDeleteAddThenEverything() {
+        let tx = Diff.replacement(F.a)
+        #expect(Array(tx.operations.prefix(3)) == [.addTable, .deleteTable, .addTable])
+        #expect(tx.generation == nil)
+        #expect(!tx.description.contains("flush ruleset"))
+    }
+
+    @Test func transactionsReadAsNft() {
+        let tx = Diff.transaction(from: F.a, to: F.aWithPeerReplaced)
+        #expect(tx.description == "delete element MON_v4 { 198.18.5.3 }\nadd element MON_v4 { 198.18.5.4 }")
+    }
+}
