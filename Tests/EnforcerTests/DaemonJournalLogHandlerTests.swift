@@ -107,7 +107,18 @@ import Testing
         #expect(!JournalLogHandler.isJournalStream(nil, descriptor: capture.writeEnd))
         #expect(!JournalLogHandler.isJournalStream("garbage", descriptor: capture.writeEnd))
         #expect(JournalLogHandler.standardError(label: "x", environment: [:]).format == .human)
+        // stderr of this test process is no journal stream either way, but the shape is the same:
+        #expect(JournalLogHandler.standardError(label: "x", environment: [:]).showsLabel)
         #expect(JournalLogHandler.standardError(label: "x", environment: ["JOURNAL_STREAM": "1:2"]).format == .human)
+    }
+
+    /// journald already records the program name; a label equal to it would repeat it on every line.
+    @Test func labelCanBeLeftOut() {
+        let handler = JournalLogHandler(label: "fwenforcerd", format: .journal, showsLabel: false)
+        let event = LogEvent(
+            level: .notice, message: "stopping", metadata: nil, source: nil,
+            file: #fileID, function: #function, line: #line)
+        #expect(handler.render(event, now: (0, 0)) == "<5>stopping")
     }
 
     @Test func metadataProviderAndHandlerMetadataMerge() throws {

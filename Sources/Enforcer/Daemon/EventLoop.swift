@@ -168,7 +168,7 @@ public final class EventLoop {
     /// Must be called on the thread that created the loop and registered its signals.
     public func run() throws {
         stopRequested = false
-        while !stopRequested {
+        while !stopRequested && !isClosed {
             try runOnce(timeout: nil)
         }
     }
@@ -217,7 +217,8 @@ public final class EventLoop {
         let signals = signalToken
         tokens.sort { ($0 == signals ? 0 : 1, $0) < ($1 == signals ? 0 : 1, $1) }
         for token in tokens {
-            if stopRequested { return }
+            // A handler may have stopped the loop, or closed it (then nothing more may run).
+            if stopRequested || isClosed { return }
             guard let entry = entries[token] else { continue }
             switch entry.source {
             case .descriptor(let handler):

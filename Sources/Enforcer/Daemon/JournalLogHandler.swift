@@ -7,7 +7,8 @@ import Logging
 ///
 /// - Journal (`$JOURNAL_STREAM` names the device and inode of stderr, as systemd sets it):
 ///   `<6>label: message key=value`. journald reads the `<N>` prefix as the syslog priority and adds
-///   its own timestamp, so none is written.
+///   its own timestamp and the program name, so neither is written (nor a label equal to the program
+///   name: `fwenforcerd[42]: fwenforcerd: …` says it twice).
 /// - Otherwise: `2026-11-21T05:57:00.123Z info label: message key=value`, in UTC.
 ///
 /// `$JOURNAL_STREAM` is compared with stderr itself, as systemd.exec(5) advises: a child whose stderr
@@ -26,6 +27,8 @@ public struct JournalLogHandler: LogHandler {
 
     public let label: String
     public let format: Format
+    /// Whether lines carry `label: `.
+    public let showsLabel: Bool
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
@@ -33,11 +36,12 @@ public struct JournalLogHandler: LogHandler {
 
     /// A handler writing to `descriptor` (stderr by default) in `format`.
     public init(
-        label: String, format: Format, descriptor: Int32 = STDERR_FILENO,
+        label: String, format: Format, showsLabel: Bool = true, descriptor: Int32 = STDERR_FILENO,
         metadataProvider: Logger.MetadataProvider? = nil
     ) {
         self.label = label
         self.format = format
+        self.showsLabel = showsLabel
         self.descriptor = descriptor
         self.metadataProvider = metadataProvider
     }
@@ -49,7 +53,10 @@ public struct JournalLogHandler: LogHandler {
     ) -> JournalLogHandler {
         let environment = environment ?? processEnvironment()
         let format: Format = isJournalStream(environment["JOURNAL_STREAM"], descriptor: STDERR_FILENO) ? .journal : .human
-        return JournalLogHandler(label: label, format: format, metadataProvider: metadataProvider)
+        let programName = CommandLine.arguments.first?.split(separator: "/").last.map(String.init)
+        return JournalLogHandler(
+            label: label, format: format, showsLabel: format == .human || label != programName,
+            metadataProvider: metadataProvider)
     }
 
     /// Whether `value` (`$JOURNAL_STREAM`, "device:inode" in decimal) names the file `descriptor` is open on.
@@ -99,7 +106,8 @@ public struct JournalLogHandler: LogHandler {
         case .human:
             line = Self.timestamp(now) + " " + event.level.rawValue + " "
         }
-        line += Self.escaped(label) + ": " + Self.escaped(event.message.description)
+        if showsLabel { line += Self.escaped(label) + ": " }
+        line += Self.escaped(event.message.description)
         for key in merged.keys.sorted() {
             line += " " + Self.escaped(key) + "=" + Self.quoted(Self.text(of: merged[key]!))
         }
