@@ -62,7 +62,7 @@ import Testing
             ElementMessages.decode(ReceivedMessage(type: 0, flags: 0, sequence: 0, bytes: ArraySlice(m.bytes)))!
         }
         #expect(decoded.map(\.isEnd) == elements.map(\.isEnd))
-        #expect(decoded.map { Intervals.keyValue($0.key) } == elements.map { Intervals.keyValue($0.key) })
+        #expect(decoded.map { Intervals.keyValue($0.key) } == elements.map(\.key))
     }
 
     /// The batch: BATCH_BEGIN with the generation, consecutive sequence numbers, BATCH_END only

@@ -114,7 +114,7 @@ public enum Diff {
 
     /// The ranges a set stores: intervals as they are, or every address for a hash set.
     static func storedRanges(_ elements: AddressSet, interval: Bool) -> [AddressRange] {
-        if interval { return elements.ranges }
+        if interval || elements.hostsOnly { return elements.ranges }
         return elements.hostAddresses.map { AddressRange(family: $0.family, first: $0.value, last: $0.value) }
     }
 

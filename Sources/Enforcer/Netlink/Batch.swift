@@ -12,15 +12,19 @@ struct Batch {
         var bytes: [UInt8]
         /// The object it acts on, in nft words.
         var subject: String
-        /// For element messages: where each element starts, to name the one an error points at.
-        var elements: [(offset: Int, subject: String)] = []
+        /// For element messages: where each element starts and which range it stores.
+        var elements: [(offset: Int, rangeIndex: Int?)] = []
+        /// The set and ranges the element messages were written from (shared, not copied).
+        var elementSource: SetElements?
 
         var type: UInt16 { UInt16(bytes[4]) | UInt16(bytes[5]) << 8 }
 
-        /// The object an error refers to, using the extended ACK's attribute offset when given.
+        /// The object an error refers to, using the extended ACK's attribute offset when given:
+        /// `set CCM_v4 element 198.18.0.7`.
         func subject(atOffset offset: Int?) -> String {
-            guard let offset, let hit = elements.last(where: { $0.offset <= offset }) else { return subject }
-            return hit.subject
+            guard let offset, let source = elementSource, let hit = elements.last(where: { $0.offset <= offset }) else { return subject }
+            guard let index = hit.rangeIndex else { return "set \(source.set) first segment" }
+            return Transaction.elementSubject(set: source.set, source.ranges[index])
         }
     }
 
@@ -71,7 +75,7 @@ struct Batch {
                 if add { awaitingFirstElements.remove(e.set) }
                 let elements = ElementMessages.elements(of: e, firstSegment: firstSegment)
                 for m in ElementMessages.messages(add: add, table: table, set: e.set, setID: createdSets[e.set], elements) {
-                    batch.messages.append(Message(bytes: m.bytes, subject: subject, elements: m.elements))
+                    batch.messages.append(Message(bytes: m.bytes, subject: subject, elements: m.elements, elementSource: e))
                 }
             case .addRule(let chain, let rule):
                 var anonymousIDs: [UInt32] = []
@@ -83,7 +87,7 @@ struct Batch {
                 })
                 for (s, id) in zip(linear.anonymousSets, anonymousIDs) {
                     append(SetMessages.addAnonymous(table: table, s, id: id, b), subject)
-                    let elements = ElementMessages.elements(of: s, owner: subject)
+                    let elements = ElementMessages.elements(of: s)
                     for m in ElementMessages.messages(add: true, table: table, set: Linearize.anonymousSetName, setID: id, elements) {
                         batch.messages.append(Message(bytes: m.bytes, subject: subject))
                     }

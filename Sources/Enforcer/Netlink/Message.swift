@@ -137,6 +137,16 @@ extension Array where Element == UInt8 {
         append(contentsOf: repeatElement(0, count: (4 - length % 4) % 4))
     }
 
+    mutating func appendAttributeHeader(length: Int, type: UInt16) {
+        append(UInt8(truncatingIfNeeded: length)); append(UInt8(truncatingIfNeeded: length >> 8))
+        append(UInt8(truncatingIfNeeded: type)); append(UInt8(truncatingIfNeeded: type >> 8))
+    }
+
+    mutating func appendBigEndian(_ v: UInt32) {
+        append(UInt8(truncatingIfNeeded: v >> 24)); append(UInt8(truncatingIfNeeded: v >> 16))
+        append(UInt8(truncatingIfNeeded: v >> 8)); append(UInt8(truncatingIfNeeded: v))
+    }
+
     static func bigEndian(_ v: UInt32) -> [UInt8] {
         [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
     }

@@ -2,6 +2,7 @@ import CNftables
 
 /// NEWSETELEM / DELSETELEM messages, written in Swift byte by byte (no libnftnl objects: a
 /// 100,000-element set would otherwise be 100,000 allocations), and the decoding of element dumps.
+/// Elements are named only when an error points at one, so no text is made per element.
 ///
 /// One message carries as many elements as fit in a 64 KiB attribute: the element list is a single
 /// nested attribute and its length field is 16 bits. An IPv4 start element takes 16 bytes and an
@@ -9,53 +10,45 @@ import CNftables
 /// and a hash set of IPv4 hosts 4,095; IPv6 elements take 28 and 36 bytes. All the messages of a
 /// transaction still travel in one batch, so the kernel commits them together.
 enum ElementMessages {
-    /// One encoded element with the object it stands for.
+    /// One element to write: a key of `width` bytes, its interval flags, and the range it belongs
+    /// to (an index into the owner's list, nil for the first segment), to name it in an error.
     struct Element {
-        var key: [UInt8]
+        var key: UInt128
+        var width: Int
         var isEnd: Bool
         var isOpen: Bool
-        /// What to call it in an error: `set CCM_v4 element 198.18.0.7`.
-        var subject: String
+        var rangeIndex: Int?
 
         /// Bytes this element adds inside the list nest.
         var encodedSize: Int {
-            4                                   // NFTA_LIST_ELEM nest header
-                + (isEnd ? 8 : 0)               // NFTA_SET_ELEM_FLAGS
-                + 8 + netlinkAlign(key.count)         // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
-                + (isOpen ? 4 + netlinkAlign(6) : 0)  // NFTA_SET_ELEM_USERDATA (element flags)
+            4                                          // NFTA_LIST_ELEM nest header
+                + (isEnd ? 8 : 0)                      // NFTA_SET_ELEM_FLAGS
+                + 8 + netlinkAlign(width)              // NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
+                + (isOpen ? 4 + netlinkAlign(6) : 0)   // NFTA_SET_ELEM_USERDATA (element flags)
         }
     }
 
-    /// An element message ready for the batch, with each element's offset so a kernel error
-    /// (extended ACK) can name the element that failed.
+    /// An element message ready for the batch, with where each element starts, so a kernel error
+    /// (extended ACK offset) can name the element that failed.
     struct Message {
         var bytes: [UInt8]
-        var elements: [(offset: Int, subject: String)]
+        var elements: [(offset: Int, rangeIndex: Int?)]
     }
 
     /// The elements that store `ranges` of a named set.
     static func elements(of e: SetElements, firstSegment: Bool) -> [Element] {
-        let family = e.family
+        let width = e.family.byteCount
         if !e.interval {
-            return e.ranges.map { r in
-                Element(key: Intervals.keyBytes(r.first, byteCount: family.byteCount), isEnd: false, isOpen: false,
-                        subject: Transaction.elementSubject(set: e.set, r))
-            }
+            return e.ranges.indices.map { Element(key: e.ranges[$0].first, width: width, isEnd: false, isOpen: false, rangeIndex: $0) }
         }
-        let encoded = Intervals.encode(e.ranges.map { ($0.first, $0.last) }, bits: family.bits, firstSegment: firstSegment)
-        return encoded.map { x in
-            Element(key: Intervals.keyBytes(x.key, byteCount: family.byteCount), isEnd: x.isEnd, isOpen: x.isOpen,
-                    subject: x.rangeIndex.map { Transaction.elementSubject(set: e.set, e.ranges[$0]) }
-                        ?? "set \(e.set) first segment")
+        return Intervals.encode(e.ranges.map { ($0.first, $0.last) }, bits: e.family.bits, firstSegment: firstSegment).map {
+            Element(key: $0.key, width: width, isEnd: $0.isEnd, isOpen: $0.isOpen, rangeIndex: $0.rangeIndex)
         }
     }
 
     /// The elements of an anonymous set.
-    static func elements(of s: AnonymousSet, owner: String) -> [Element] {
-        s.elements.map { x in
-            Element(key: Intervals.keyBytes(x.key, byteCount: s.keyType.byteCount), isEnd: x.isEnd, isOpen: x.isOpen,
-                    subject: "anonymous set of \(owner)")
-        }
+    static func elements(of s: AnonymousSet) -> [Element] {
+        s.elements.map { Element(key: $0.key, width: s.keyType.byteCount, isEnd: $0.isEnd, isOpen: $0.isOpen, rangeIndex: $0.rangeIndex) }
     }
 
     /// NEWSETELEM (`add == true`, exclusive: an element already there is EEXIST) or DELSETELEM
@@ -64,28 +57,34 @@ enum ElementMessages {
     static func messages(add: Bool, table: String, set: String, setID: UInt32?, _ elements: [Element]) -> [Message] {
         var out: [Message] = []
         var i = 0
+        let openFlags = Userdata.elementFlags(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue).bytes
         while i < elements.count {
             var m = header(add: add, table: table, set: set, setID: setID)
+            m.bytes.reserveCapacity(m.bytes.count + maxAttributeLength + 4)
             let nestStart = m.bytes.count
-            m.bytes += [0, 0, 0, 0]   // NFTA_SET_ELEM_LIST_ELEMENTS nest header, length patched below
+            m.bytes += [0, 0, 0, 0]   // NFTA_SET_ELEM_LIST_ELEMENTS nest header, patched below
             var nestLength = 4
             var index: UInt16 = 0
             while i < elements.count, nestLength + elements[i].encodedSize <= maxAttributeLength {
                 let e = elements[i]
+                let size = e.encodedSize
                 index += 1
-                m.elements.append((m.bytes.count, e.subject))
-                var inner: [UInt8] = []
-                if e.isEnd { inner.appendAttribute(type: UInt16(NFTA_SET_ELEM_FLAGS.rawValue), .bigEndian(NFT_SET_ELEM_INTERVAL_END.rawValue)) }
-                var key: [UInt8] = []
-                key.appendAttribute(type: UInt16(NFTA_DATA_VALUE.rawValue), e.key)
-                inner.appendAttribute(type: UInt16(NFTA_SET_ELEM_KEY.rawValue) | nested, key)
-                if e.isOpen && add {
-                    inner.appendAttribute(type: UInt16(NFTA_SET_ELEM_USERDATA.rawValue),
-                                          Userdata.elementFlags(NFTNL_SET_ELEM_F_INTERVAL_OPEN.rawValue).bytes)
-                }
+                m.elements.append((m.bytes.count, e.rangeIndex))
                 // libnftnl numbers list elements 1, 2, 3 ...; the kernel ignores the type.
-                m.bytes.appendAttribute(type: index | nested, inner)
-                nestLength += e.encodedSize
+                m.bytes.appendAttributeHeader(length: size, type: index | nested)
+                if e.isEnd {
+                    m.bytes.appendAttributeHeader(length: 8, type: UInt16(NFTA_SET_ELEM_FLAGS.rawValue))
+                    m.bytes.appendBigEndian(NFT_SET_ELEM_INTERVAL_END.rawValue)
+                }
+                m.bytes.appendAttributeHeader(length: 8 + netlinkAlign(e.width), type: UInt16(NFTA_SET_ELEM_KEY.rawValue) | nested)
+                m.bytes.appendAttributeHeader(length: 4 + e.width, type: UInt16(NFTA_DATA_VALUE.rawValue))
+                for k in stride(from: e.width - 1, through: 0, by: -1) { m.bytes.append(UInt8(truncatingIfNeeded: e.key >> UInt128(8 * k))) }
+                m.bytes.append(contentsOf: repeatElement(0, count: netlinkAlign(e.width) - e.width))
+                if e.isOpen {
+                    // nft marks a range that runs to the top of the key space in the element's userdata.
+                    m.bytes.appendAttribute(type: UInt16(NFTA_SET_ELEM_USERDATA.rawValue), openFlags)
+                }
+                nestLength += size
                 i += 1
             }
             precondition(index > 0, "one set element does not fit in an attribute")
