@@ -65,3 +65,37 @@ struct KernelScaleTests {
         }
     }
 }
+
+/// Socket buffers where SO_SNDBUFFORCE is refused: a container whose network namespace belongs to
+/// an unprivileged user namespace (CAP_NET_ADMIN there, not in the initial namespace). The test
+/// binary re-runs itself under `unshare -Urn`, so the backend lives in a namespace that disappears
+/// with the child process.
+@Suite(.enabled(if: kernelTestsAvailable, kernelTestsSkipReason))
+struct KernelContainerBufferTests {
+    @Test func batchLargerThanTheDefaultBufferGoesThroughWithoutForce() throws {
+        let r = try run(["unshare", "-Urn", "env", "FWE_CONTAINER_CHILD=1", CommandLine.arguments[0],
+                         "--testing-library", "swift-testing", "--filter", "KernelContainerChild"])
+        #expect(r.status == 0, "child failed: \(r.stdout.suffix(2000)) \(r.stderr.suffix(2000))")
+        #expect(r.stdout.contains("SO_SNDBUFFORCE refused"), "\(r.stdout.suffix(2000))")
+        let output = r.stdout + r.stderr
+        #expect(output.contains("Test run with 1 test") && output.contains("passed"), "the child ran nothing: \(output.suffix(2000))")
+    }
+}
+
+/// The child side: only runs inside `unshare -Urn` started by the test above.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["FWE_CONTAINER_CHILD"] == "1", "runs only as the child of KernelContainerBufferTests"))
+struct KernelContainerChildTests {
+    @Test func applyBigBatchWithPlainBuffers() throws {
+        let backend = try NetlinkBackend()
+        defer { backend.close() }
+        // 35,000 IPv6 hosts: about 1 MB, more than four times the default 208 KiB buffer.
+        let set = NamedSet(name: "peers_v6", family: .ipv6, interval: false, elements: KernelScaleTests.hosts(35_000))
+        let report = try backend.apply(Diff.replacement(Ruleset(sets: [set])))
+        #expect(report.bytes > 4 * 212_992)
+        #expect(backend.socketBufferForceRefused)
+        if backend.socketBufferForceRefused { print("SO_SNDBUFFORCE refused (EPERM), plain SO_SNDBUF used") }
+        // Read straight after the insert, while the kernel may still be growing the hash table.
+        let back = try backend.read(table: "fwenforcer").ruleset?.set(named: "peers_v6")?.elements
+        #expect(back == set.elements, "read back \(back?.ranges.count ?? -1) of \(set.elements.ranges.count)")
+    }
+}

@@ -1,4 +1,5 @@
 import CNftables
+import Glibc
 import SystemPackage
 
 /// The kernel `Backend`: nf_tables over one long-lived netlink socket, through libnftnl and libmnl.
@@ -35,6 +36,10 @@ public final class NetlinkBackend: Backend {
         socket.close()
         receiveBuffer.deallocate()
     }
+
+    /// True when the kernel refused to force the socket buffers (no CAP_NET_ADMIN in the initial
+    /// user namespace, as in most containers) and the capped plain options were used instead.
+    var socketBufferForceRefused: Bool { socket.forceRefused }
 
     /// Closes the netlink socket; the backend cannot be used afterwards.
     public func close() { socket.close() }
@@ -148,7 +153,8 @@ public final class NetlinkBackend: Backend {
 
     public func read(table: String) throws(BackendError) -> Snapshot {
         var lastGeneration: UInt32 = 0
-        for _ in 0..<5 {
+        for attempt in 0..<6 {
+            if attempt > 0 { usleep(useconds_t(20_000 * attempt)) }
             let before = try generation()
             lastGeneration = before
             guard let (ruleset, interrupted) = try dumpTable(table) else {
@@ -180,6 +186,12 @@ public final class NetlinkBackend: Backend {
             guard let s = SetMessages.decode(m) else { throw .protocolViolation("undecodable set") }
             guard s.table == table else { continue }
             let elements = try dumpElements(table: table, set: s.name, interrupted: &interrupted)
+            // A hash set being resized (the kernel's rhashtable grows in a worker after a large
+            // insert) can be dumped with elements repeated and others missing, with no
+            // NLM_F_DUMP_INTR: a repeated element marks the dump as torn, and it is taken again.
+            if !s.isInterval, Set(elements.map { Intervals.keyValue($0.key) }).count != elements.count {
+                interrupted = true
+            }
             if s.isAnonymous {
                 anonymous[s.name] = try anonymousSet(s, elements)
             } else {

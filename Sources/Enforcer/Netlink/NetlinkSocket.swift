@@ -29,6 +29,8 @@ final class NetlinkSocket {
     private var handle: OpaquePointer?
     let portID: UInt32
     private var nextSequence: UInt32
+    /// True once SO_SNDBUFFORCE / SO_RCVBUFFORCE was refused (EPERM) and the plain option used.
+    private(set) var forceRefused = false
 
     /// The corresponding C functions are `mnl_socket_open` and `mnl_socket_bind`.
     init() throws(BackendError) {
@@ -117,6 +119,7 @@ final class NetlinkSocket {
         do throws(BackendError) {
             try setOption(level: SOL_SOCKET, force, wanted, label + "FORCE")
         } catch .system(_, .notPermitted) {
+            forceRefused = true
             try setOption(level: SOL_SOCKET, plain, wanted, label)
         }
         return try option(get, label)
