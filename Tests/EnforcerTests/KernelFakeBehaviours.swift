@@ -61,8 +61,10 @@ enum Behaviours {
     static func applyReadBackIdempotent(_ kind: BackendKind) throws {
         try kind.run { h in
             #expect(try readTable(h.backend) == nil)
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
-            #expect(try readTable(h.backend) == NetlinkFixtures.a.canonical)
+            let report = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            let snapshot = try h.backend.read(table: table)
+            #expect(snapshot.ruleset == NetlinkFixtures.a.canonical)
+            #expect(report.generation == snapshot.generation, "the report names the generation the commit produced")
             let again = try h.backend.reconcile(to: NetlinkFixtures.a)
             #expect(again.transaction.operations.isEmpty)
             #expect(again.apply == nil)

@@ -96,11 +96,21 @@ import Testing
         #expect(m.subject(atOffset: offsets[2]) == "set CCM_v4 element 198.18.1.0/24")
     }
 
-    /// Interface names longer than IFNAMSIZ - 1 cannot be written.
-    @Test func longInterfaceNameIsRefused() {
-        let rule = Rule(matches: [.interface(.input, "a-very-long-ifname")], verdict: .accept)
+    /// What the kernel could not take is refused before anything is sent, named like a kernel
+    /// rejection: interface names longer than IFNAMSIZ - 1, comments longer than nft allows.
+    @Test func unencodableRulesAreRefused() {
+        let long = Rule(matches: [.interface(.input, "a-very-long-ifname")], verdict: .accept)
+        #expect(throws: BackendError.rejected([Rejection(object: "rule \"iifname \"a-very-long-ifname\" accept\" in chain input", code: .invalidArgument,
+                                                         kernelMessage: "interface name \"a-very-long-ifname\" is longer than 15 bytes")])) {
+            _ = try Batch.encode(Transaction(table: "t", operations: [.addRule(chain: "input", long)]), builder: MessageBuilder())
+        }
+        let chatty = Rule(verdict: .drop, comment: String(repeating: "x", count: 129))
         #expect(throws: BackendError.self) {
-            _ = try Batch.encode(Transaction(table: "t", operations: [.addRule(chain: "input", rule)]), builder: MessageBuilder())
+            _ = try Batch.encode(Transaction(table: "t", operations: [.addRule(chain: "input", chatty)]), builder: MessageBuilder())
+        }
+        let set = SetDefinition(name: "S", family: .ipv4, interval: true, comment: String(repeating: "y", count: 200))
+        #expect(throws: BackendError.self) {
+            _ = try Batch.encode(Transaction(table: "t", operations: [.addSet(set)]), builder: MessageBuilder())
         }
     }
 }

@@ -43,8 +43,11 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
     /// Compare-and-swap retries taken (ERESTART) before the batch went through.
     public var retries: Int
     public var duration: Duration
+    /// The ruleset generation this commit produced (the one it was checked against, plus one).
+    public var generation: UInt32?
 
-    public init(messages: Int, bytes: Int, added: Int, removed: Int, flushedChains: Int, retries: Int = 0, duration: Duration) {
+    public init(messages: Int, bytes: Int, added: Int, removed: Int, flushedChains: Int, retries: Int = 0, duration: Duration,
+                generation: UInt32? = nil) {
         self.messages = messages
         self.bytes = bytes
         self.added = added
@@ -52,6 +55,7 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
         self.flushedChains = flushedChains
         self.retries = retries
         self.duration = duration
+        self.generation = generation
     }
 
     public var description: String {

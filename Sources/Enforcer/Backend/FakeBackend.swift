@@ -52,7 +52,7 @@ public final class FakeBackend: Backend {
         log.append((tx, true))
         let counts = tx.counts
         return ApplyReport(messages: tx.operations.count, bytes: 0, added: counts.added, removed: counts.removed,
-                           flushedChains: counts.flushedChains, duration: ContinuousClock.now - start)
+                           flushedChains: counts.flushedChains, duration: ContinuousClock.now - start, generation: generation)
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {

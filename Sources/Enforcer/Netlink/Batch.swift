@@ -59,6 +59,10 @@ struct Batch {
             case .flushChain(let name):
                 append(ChainMessages.flush(table: table, name, b), subject)
             case .addSet(let s):
+                if let comment = s.comment, comment.utf8.count > Userdata.commentMaxLength {
+                    throw .rejected([Rejection(object: subject, code: .invalidArgument,
+                                               kernelMessage: "comment longer than \(Userdata.commentMaxLength) bytes")])
+                }
                 let id = nextSetID
                 nextSetID += 1
                 createdSets[s.name] = id
@@ -79,12 +83,18 @@ struct Batch {
                 }
             case .addRule(let chain, let rule):
                 var anonymousIDs: [UInt32] = []
-                let linear = try Linearize.rule(rule, namedSetID: { createdSets[$0] ?? 0 }, anonymousSetID: {
-                    let id = nextSetID
-                    nextSetID += 1
-                    anonymousIDs.append(id)
-                    return id
-                })
+                let linear: LinearizedRule
+                do throws(BackendError) {
+                    linear = try Linearize.rule(rule, namedSetID: { createdSets[$0] ?? 0 }, anonymousSetID: {
+                        let id = nextSetID
+                        nextSetID += 1
+                        anonymousIDs.append(id)
+                        return id
+                    })
+                } catch .rejected(let list) {
+                    // Name the rule with its chain.
+                    throw .rejected(list.map { Rejection(object: subject, code: $0.code, kernelMessage: $0.kernelMessage) })
+                }
                 for (s, id) in zip(linear.anonymousSets, anonymousIDs) {
                     append(SetMessages.addAnonymous(table: table, s, id: id, b), subject)
                     let elements = ElementMessages.elements(of: s)

@@ -87,6 +87,10 @@ enum Linearize {
     static let ifnameSize = 16
 
     static func rule(_ rule: Rule, namedSetID: (String) -> UInt32, anonymousSetID: () -> UInt32) throws(BackendError) -> LinearizedRule {
+        if let comment = rule.comment, comment.utf8.count > Userdata.commentMaxLength {
+            throw .rejected([Rejection(object: Transaction.ruleSubject(chain: "?", rule), code: .invalidArgument,
+                                       kernelMessage: "comment longer than \(Userdata.commentMaxLength) bytes")])
+        }
         var out = LinearizedRule(expressions: [], anonymousSets: [], userdata: Userdata.rule(comment: rule.comment))
         // nft's statements: each match and each implicit dependency is one, and `payload == value`
         // statements are merged afterwards as nft's stmt_reduce does.
@@ -112,7 +116,7 @@ enum Linearize {
             case .interface(let hook, let name):
                 let bytes = Array(name.utf8)
                 guard bytes.count < ifnameSize, !bytes.contains(0) else {
-                    throw .rejected([Rejection(object: Transaction.ruleSubject(chain: hook.rawValue, rule), code: .invalidArgument,
+                    throw .rejected([Rejection(object: Transaction.ruleSubject(chain: "?", rule), code: .invalidArgument,
                                                kernelMessage: "interface name \"\(name)\" is longer than \(ifnameSize - 1) bytes")])
                 }
                 units.append(Unit([.meta(hook == .input ? .iifname : .oifname, register: r1),

@@ -61,10 +61,13 @@ public final class NetlinkBackend: Backend {
     public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
         let start = ContinuousClock.now
         let batch = try Batch.encode(tx, builder: builder)
-        let (bytes, retries) = try send(batch, generation: tx.generation, commit: true)
+        let (bytes, retries, generation) = try send(batch, generation: tx.generation, commit: true)
         let counts = tx.counts
+        // The kernel checked the batch against `generation` under its commit lock and committed
+        // it as the next generation.
         return ApplyReport(messages: batch.messages.count, bytes: bytes, added: counts.added, removed: counts.removed,
-                           flushedChains: counts.flushedChains, retries: retries, duration: ContinuousClock.now - start)
+                           flushedChains: counts.flushedChains, retries: retries, duration: ContinuousClock.now - start,
+                           generation: generation &+ 1)
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
@@ -74,7 +77,7 @@ public final class NetlinkBackend: Backend {
 
     /// Frames, sends and confirms a batch. With no generation of the transaction's own, the current
     /// one is taken right before sending, and an ERESTART (someone committed in between) retries.
-    private func send(_ batch: Batch, generation: UInt32?, commit: Bool) throws(BackendError) -> (bytes: Int, retries: Int) {
+    private func send(_ batch: Batch, generation: UInt32?, commit: Bool) throws(BackendError) -> (bytes: Int, retries: Int, generation: UInt32) {
         var retries = 0
         while true {
             let gen: UInt32
@@ -84,7 +87,7 @@ public final class NetlinkBackend: Backend {
             beforeSend?()
             do throws(BackendError) {
                 try transmit(bytes, batch: batch, firstSequence: first, generation: gen)
-                return (bytes.count, retries)
+                return (bytes.count, retries, gen)
             } catch .generationChanged(let expected) {
                 guard generation == nil, retries < maxRestarts else { throw .generationChanged(expected: expected) }
                 retries += 1
