@@ -43,6 +43,8 @@ public final class ReconcileLoop {
     private var backstopTimer: EventLoop.Timer?
     private var watchdogTimer: EventLoop.Timer?
     private var retryDelay: Duration = .seconds(1)
+    /// Directory warnings already logged: a ConfigMap volume (mode 0777) would repeat them on every reload.
+    private var loggedDirectoryWarnings = Set<String>()
 
     /// The last config that parsed and validated, and its plan: what is (or is being) enforced.
     public private(set) var desired: Ruleset?
@@ -157,7 +159,9 @@ public final class ReconcileLoop {
         let path = options.configPath
         do {
             if options.requireSecureConfig {
-                for warning in try ConfigFileSecurity.check(FilePath(path)) { logger.warning("\(warning)") }
+                for warning in try ConfigFileSecurity.check(FilePath(path)) where loggedDirectoryWarnings.insert("\(warning)").inserted {
+                    logger.warning("\(warning)")
+                }
             }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw InputError(file: path, line: nil, key: nil,

@@ -53,3 +53,13 @@ func enterNetworkNamespace(_ fd: Int32) -> Bool {
     let cloneNewNet: Int32 = 0x4000_0000
     return unsafeBitCast(sym, to: SetNS.self)(fd, cloneNewNet) == 0
 }
+
+/// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both).
+let fwenforcerdPath: String = {
+    let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for dir in [bundleDir, bundleDir.deletingLastPathComponent()] {
+        let candidate = dir.appendingPathComponent("fwenforcerd").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return bundleDir.appendingPathComponent("fwenforcerd").path
+}()

@@ -1,0 +1,335 @@
+import Foundation
+import Testing
+@testable import Enforcer
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `fwenforcerd run` binary against the real kernel, each test in namespaces of its own.
+/// State is asserted through the independent `nft` CLI, polling with deadlines (no fixed sleeps).
+@Suite(.enabled(if: canUseNetns && FileManager.default.isExecutableFile(atPath: fwenforcerdPath), "needs root, nft and the built fwenforcerd"))
+struct DaemonRunTests {
+    /// A network namespace, deleted with everything in it by `close()`.
+    final class Namespace {
+        let name: String
+        init(_ tag: String) throws {
+            name = "fwe-run-\(getpid())-\(tag)-\(UInt16.random(in: 0...UInt16.max))"
+            try run(["ip", "netns", "add", name])
+            try run(["ip", "-n", name, "link", "set", "lo", "up"])
+        }
+        func exec(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+            try run(["ip", "netns", "exec", name] + argv, input: input)
+        }
+        func close() { _ = try? run(["ip", "netns", "del", name]) }
+    }
+
+    /// `fwenforcerd run` in a namespace, with its stderr in a file.
+    final class Daemon {
+        let process = Process()
+        let log: URL
+        init(in ns: Namespace, config: String, dir: URL, environment: [String: String] = [:], extra: [String] = []) throws {
+            log = dir.appendingPathComponent("daemon.log")
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", ns.name, fwenforcerdPath, "run", "--config", config,
+                                 "--state-file", dir.appendingPathComponent("state.json").path,
+                                 "--lock-file", dir.appendingPathComponent("lock").path] + extra
+            var env = ProcessInfo.processInfo.environment
+            env.removeValue(forKey: "NOTIFY_SOCKET")
+            env.merge(environment) { $1 }
+            process.environment = env
+            process.standardError = try FileHandle(forWritingTo: log)
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+        }
+        var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+        func signal(_ s: Int32) { kill(process.processIdentifier, s) }
+        /// SIGTERM and wait; returns the exit status.
+        @discardableResult
+        func stop() -> Int32 {
+            if process.isRunning { signal(SIGTERM) }
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { signal(SIGKILL) }
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    static let config = """
+    [host]
+    roles = ["CCO"]
+    [groups]
+    CCM_SA = ["198.18.0.10"]
+    AMQP = ["198.18.0.30"]
+    admin_ssh = ["198.19.0.0/24"]
+    """
+
+    /// Polls `condition` every 20 ms until it holds or `seconds` pass.
+    func eventually(_ seconds: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try condition() { return true }
+            usleep(20_000)
+        } while Date() < deadline
+        return try condition()
+    }
+
+    func setHas(_ ns: Namespace, _ set: String, _ element: String) throws -> Bool {
+        let r = try ns.exec(["nft", "list", "set", "inet", "fwenforcer", set])
+        return r.status == 0 && r.stdout.contains(element)
+    }
+
+    func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func writeConfig(_ text: String, to url: URL) throws {
+        try text.write(to: url, atomically: false, encoding: .utf8)
+        chmod(url.path, 0o600)
+    }
+
+    @Test func configChangesAreEnforcedWhateverWayTheFileIsWritten() throws {
+        let ns = try Namespace("watch")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // ConfigMap layout: fwenforcer.conf -> ..data/fwenforcer.conf, ..data -> ..v1
+        let v1 = dir.appendingPathComponent("..v1")
+        try FileManager.default.createDirectory(at: v1, withIntermediateDirectories: true)
+        try writeConfig(Self.config, to: v1.appendingPathComponent("fwenforcer.conf"))
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("..data").path, withDestinationPath: "..v1")
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try FileManager.default.createSymbolicLink(atPath: path.path, withDestinationPath: "..data/fwenforcer.conf")
+
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
+        defer { daemon.stop() }
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
+
+        // 1. In-place write through the symlinks.
+        let inPlace = Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.31")
+        let handle = try FileHandle(forWritingTo: v1.appendingPathComponent("fwenforcer.conf"))
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: Data(inPlace.utf8))
+        try handle.close()
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.31") }, "in-place write not seen: \(daemon.logText)")
+
+        // 2. Editor-style write to a temporary file and rename over the target.
+        let renamed = Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.32")
+        let tmp = v1.appendingPathComponent(".fwenforcer.conf.swp")
+        try writeConfig(renamed, to: tmp)
+        #expect(rename(tmp.path, v1.appendingPathComponent("fwenforcer.conf").path) == 0)
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.32") }, "write-and-rename not seen: \(daemon.logText)")
+
+        // 3. Symlink swap: a new version directory, ..data replaced atomically by rename.
+        let v2 = dir.appendingPathComponent("..v2")
+        try FileManager.default.createDirectory(at: v2, withIntermediateDirectories: true)
+        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.33"), to: v2.appendingPathComponent("fwenforcer.conf"))
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("..data_tmp").path, withDestinationPath: "..v2")
+        #expect(rename(dir.appendingPathComponent("..data_tmp").path, dir.appendingPathComponent("..data").path) == 0)
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.33") }, "symlink swap not seen: \(daemon.logText)")
+
+        // Each change was one element out, one in.
+        #expect(daemon.logText.components(separatedBy: "AMQP_v4 +1 -1, rules unchanged").count - 1 == 3, "\(daemon.logText)")
+    }
+
+    @Test func invalidConfigKeepsTheLastGoodRuleset() throws {
+        let ns = try Namespace("invalid")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config, to: path)
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
+        defer { daemon.stop() }
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
+        let before = try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout
+
+        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.300"), to: path)
+        #expect(eventually { daemon.logText.contains("fwenforcer.conf:5: groups.AMQP: \"198.18.0.300\" is not an IPv4 or IPv6 address") }, "\(daemon.logText)")
+        #expect(daemon.logText.contains("the last good ruleset stays enforced"))
+        #expect(try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == before)
+
+        // A config others may write is refused in the same way.
+        chmod(path.path, 0o666)
+        try Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.34").write(to: path, atomically: false, encoding: .utf8)
+        #expect(eventually { daemon.logText.contains("refusing config") && daemon.logText.contains("lets group and others write it") }, "\(daemon.logText)")
+        #expect(try !setHas(ns, "AMQP_v4", "198.18.0.34"))
+
+        // The daemon is still running and takes the next good version.
+        chmod(path.path, 0o600)
+        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.35"), to: path)
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.35") }, "\(daemon.logText)")
+    }
+
+    @Test func driftIsRepairedWithinASecond() throws {
+        let ns = try Namespace("drift")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config, to: path)
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
+        defer { daemon.stop() }
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
+        let planned = try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout
+
+        #expect(try ns.exec(["nft", "flush", "ruleset"]).status == 0)
+        #expect(try eventually(1) { try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == planned }, "\(daemon.logText)")
+
+        #expect(try ns.exec(["nft", "delete", "element", "inet", "fwenforcer", "AMQP_v4", "{ 198.18.0.30 }"]).status == 0)
+        #expect(try ns.exec(["nft", "add", "rule", "inet", "fwenforcer", "input", "tcp", "dport", "9999", "accept"]).status == 0)
+        #expect(try eventually(1) { try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == planned }, "\(daemon.logText)")
+        #expect(daemon.logText.contains("drift: table fwenforcer changed by nft["))
+    }
+
+    @Test func systemdNotificationsArriveOnTheSocket() throws {
+        let ns = try Namespace("notify")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config, to: path)
+        let socketPath = dir.appendingPathComponent("notify.sock").path
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in socketPath.utf8.enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : nil
+        }
+
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir, environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+        defer { daemon.stop() }
+        var ready: String?
+        for _ in 0..<5 where ready == nil {
+            guard let m = receive() else { break }
+            if m.contains("READY=1") { ready = m }
+        }
+        #expect(ready?.contains("STATUS=enforcing") == true, "\(ready ?? "no READY=1")")
+        // The kernel already held the ruleset when READY=1 came.
+        #expect(try setHas(ns, "AMQP_v4", "198.18.0.30"))
+        // Watchdog pings at half the timeout.
+        var sawWatchdog = false
+        for _ in 0..<10 where !sawWatchdog { sawWatchdog = receive()?.contains("WATCHDOG=1") == true }
+        #expect(sawWatchdog)
+
+        daemon.signal(SIGHUP)
+        var sawReloading = false, sawReadyAgain = false
+        for _ in 0..<10 where !sawReadyAgain {
+            guard let m = receive() else { break }
+            if m.contains("RELOADING=1") { sawReloading = true }
+            if sawReloading && m.contains("READY=1") { sawReadyAgain = true }
+        }
+        #expect(sawReloading && sawReadyAgain)
+
+        daemon.signal(SIGTERM)
+        var sawStopping = false
+        for _ in 0..<10 where !sawStopping {
+            guard let m = receive() else { break }
+            sawStopping = m.contains("STOPPING=1")
+        }
+        #expect(sawStopping)
+        #expect(daemon.stop() == 0)
+        // Fail closed: the ruleset stays after the daemon stops.
+        #expect(try setHas(ns, "AMQP_v4", "198.18.0.30"))
+    }
+
+    @Test func removeOnExitDeletesTheTableAndASecondInstanceIsRefused() throws {
+        let ns = try Namespace("exit")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config, to: path)
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir, extra: ["--remove-on-exit"])
+        defer { daemon.stop() }
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
+        let second = try ns.exec([fwenforcerdPath, "run", "--config", path.path, "--lock-file", dir.appendingPathComponent("lock").path,
+                                  "--state-file", dir.appendingPathComponent("state2.json").path])
+        #expect(second.status == 1 && second.stderr.contains("\(daemon.process.processIdentifier)"), "\(second.stderr)")
+        #expect(daemon.stop() == 0)
+        #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
+    }
+
+    /// A peer removed from its group loses its established connection, not only new ones.
+    @Test func removedPeerLosesItsEstablishedConnection() throws {
+        let server = try Namespace("srv")
+        defer { server.close() }
+        let peer = try Namespace("peer")
+        defer { peer.close() }
+        let veth = "fwe\(UInt16.random(in: 0...UInt16.max))"
+        try run(["ip", "link", "add", "\(veth)a", "netns", server.name, "type", "veth", "peer", "name", "\(veth)b", "netns", peer.name])
+        try run(["ip", "-n", server.name, "addr", "add", "198.18.0.20/24", "dev", "\(veth)a"])
+        try run(["ip", "-n", peer.name, "addr", "add", "198.18.0.10/24", "dev", "\(veth)b"])
+        try run(["ip", "-n", server.name, "link", "set", "\(veth)a", "up"])
+        try run(["ip", "-n", peer.name, "link", "set", "\(veth)b", "up"])
+
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config, to: path) // CCM_SA 198.18.0.10 may open 8443 on this CCO
+        let daemon = try Daemon(in: server, config: path.path, dir: dir)
+        defer { daemon.stop() }
+        #expect(try eventually { try setHas(server, "CCM_SA_v4", "198.18.0.10") })
+
+        // An echo server on 8443 and a client that sends a byte every 50 ms and prints what it gets back.
+        let echo = Process()
+        echo.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        echo.arguments = ["netns", "exec", server.name, "python3", "-c", """
+            import socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 8443)); s.listen(1)
+            c, _ = s.accept()
+            while True:
+                d = c.recv(1)
+                if not d: break
+                c.sendall(d)
+            """]
+        try echo.run()
+        // SIGKILL: children of the test runner inherit a thread signal mask that blocks SIGTERM.
+        defer { kill(echo.processIdentifier, SIGKILL); echo.waitUntilExit() }
+        let out = dir.appendingPathComponent("client.out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", """
+            import socket, time
+            for _ in range(100):
+                try:
+                    c = socket.create_connection(("198.18.0.20", 8443), timeout=1); break
+                except OSError: time.sleep(0.05)
+            c.settimeout(0.2)
+            while True:
+                c.sendall(b"x")
+                try: print("ok" if c.recv(1) else "closed", flush=True)
+                except socket.timeout: print("timeout", flush=True)
+                time.sleep(0.05)
+            """]
+        client.standardOutput = try FileHandle(forWritingTo: out)
+        try client.run()
+        defer { kill(client.processIdentifier, SIGKILL); client.waitUntilExit() }
+        func lines() -> [Substring] { ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n") }
+        #expect(eventually(5) { lines().filter { $0 == "ok" }.count >= 5 }, "the connection never worked: \(lines())")
+
+        // The peer leaves the group: its established connection stops passing traffic.
+        try writeConfig(Self.config.replacingOccurrences(of: "CCM_SA = [\"198.18.0.10\"]", with: "CCM_SA = [\"198.18.0.11\"]"), to: path)
+        #expect(try eventually { try setHas(server, "CCM_SA_v4", "198.18.0.11") }, "\(daemon.logText)")
+        let mark = lines().count
+        #expect(eventually(3) { lines().dropFirst(mark + 2).suffix(5).count == 5 && lines().dropFirst(mark + 2).suffix(5).allSatisfy { $0 == "timeout" } },
+                "the removed peer's connection still passes: \(lines().suffix(10))")
+    }
+}
