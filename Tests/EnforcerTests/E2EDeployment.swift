@@ -27,9 +27,9 @@ enum E2E {
         return found
     }
 
-    /// Root, and the tools: ip, nsenter, nft, python3.
-    static let available: Bool = geteuid() == 0
-        && ["/usr/sbin/nft", "/usr/sbin/ip", "/usr/bin/nsenter"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    /// Root and nft (`canUseNetns`), and the lab's other tools: ip, nsenter, conntrack, python3.
+    static let available: Bool = canUseNetns
+        && ["/usr/sbin/ip", "/usr/bin/nsenter", "/usr/sbin/conntrack"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
         && ((try? LabCommand.run([python, "-c", "import asyncio, json"], timeout: 20))?.ok ?? false)
 }
 

@@ -4,7 +4,7 @@ import Testing
 /// End to end: whole deployments in network namespaces, every flow of the port tables probed with
 /// real connections on IPv4 and IPv6. How it works, how to run one topology and how to read a
 /// failure: docs/e2e.md.
-@Suite(.serialized, .enabled(if: E2E.available, "needs root, nft, ip, nsenter and python3"))
+@Suite(.serialized, .enabled(if: E2E.available, "needs root, nft, ip, nsenter, conntrack and python3"))
 struct E2ETests {
     @Test func cloudcenterStandard() throws { try checkTopology("cloudcenter-standard") }
 
