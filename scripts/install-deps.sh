@@ -5,9 +5,10 @@
 #   nftables              nft, the independent auditor the tests compare the kernel with
 #   libnftnl-dev libmnl-dev pkg-config   the CNftables module (pkg-config finds libnftnl)
 #   iproute2              ip netns / veth for the kernel tests
+#   python3 conntrack     the end-to-end probes (stdlib only) and conntrack -E, which catches leaks
 set -euo pipefail
 
-packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 "$@")
+packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack "$@")
 
 missing=()
 for package in "${packages[@]}"; do

@@ -4,9 +4,9 @@ import Glibc
 #endif
 
 // How the lab makes each VM enforce the shared config: the one pluggable step of the end-to-end
-// tests. `FWE_E2E_ENFORCER` picks it: "plan" (default until the daemon exists) pipes
-// `fwenforcerd plan` into `nft -f` inside each VM; "run" starts `fwenforcerd run --config F` in
-// each VM and lets it watch the file. Both are judged the same way: a VM is "in force" when
+// tests. `FWE_E2E_ENFORCER` picks it: "run" (default: the product itself) starts
+// `fwenforcerd run --config F` in each VM and lets it watch the file; "plan" pipes
+// `fwenforcerd plan` into `nft -f` inside each VM (isolates the compiler from the daemon). Both are judged the same way: a VM is "in force" when
 // `nft -s list table inet fwenforcer` in its namespace equals what `fwenforcerd plan` prints for it.
 
 /// A VM that enforces (it holds at least one role) and its current addresses.
@@ -26,9 +26,9 @@ protocol LabEnforcer: Sendable {
 
 enum Enforcers {
     static func selected() -> LabEnforcer {
-        switch ProcessInfo.processInfo.environment["FWE_E2E_ENFORCER"] ?? "plan" {
-        case "run": return DaemonEnforcer()
-        default: return PlanPipeEnforcer()
+        switch ProcessInfo.processInfo.environment["FWE_E2E_ENFORCER"] ?? "run" {
+        case "plan": return PlanPipeEnforcer()
+        default: return DaemonEnforcer()
         }
     }
 
