@@ -211,8 +211,11 @@ struct Run: ParsableCommand {
             defer { backend.close() }
             let monitor = try NetlinkMonitor(table: table)
             defer { monitor.close() }
+            let addresses = try AddressMonitor()
+            defer { addresses.close() }
             logger.notice("fwenforcerd starting: config \(config), table inet \(table)")
-            let daemon = ReconcileLoop(options: options, loop: loop, backend: backend, monitor: monitor, table: table,
+            let daemon = ReconcileLoop(options: options, loop: loop, backend: backend, monitor: monitor,
+                                       addressMonitor: addresses, table: table,
                                        notifier: .fromProcessEnvironment(), logger: logger)
             try daemon.run()
             logger.notice("fwenforcerd stopped")

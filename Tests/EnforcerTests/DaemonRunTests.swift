@@ -265,6 +265,27 @@ struct DaemonRunTests {
         #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
     }
 
+    /// With roles = "auto" the daemon may start before the host holds its address (early boot):
+    /// it enforces as soon as the address appears.
+    @Test func autoRolesFollowInterfaceAddresses() throws {
+        let ns = try Namespace("auto")
+        defer { ns.close() }
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("fwenforcer.conf")
+        try writeConfig(Self.config.replacingOccurrences(of: "roles = [\"CCO\"]", with: "roles = \"auto\"")
+                        + "\nCCO = [\"198.18.0.20\"]\n", to: path)
+        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
+        defer { daemon.stop() }
+        #expect(eventually { daemon.logText.contains("no role group holds one of this host's addresses") }, "\(daemon.logText)")
+        #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
+        // (veth, not dummy: the kernel here has no dummy driver.)
+        #expect(try run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]).status == 0)
+        #expect(try run(["ip", "-n", ns.name, "addr", "add", "198.18.0.20/24", "dev", "v0"]).status == 0)
+        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
+        #expect(daemon.logText.contains("reconcile (interface addresses changed): table created"))
+    }
+
     /// A peer removed from its group loses its established connection, not only new ones.
     @Test func removedPeerLosesItsEstablishedConnection() throws {
         let server = try Namespace("srv")

@@ -34,6 +34,8 @@ public final class ReconcileLoop {
     let loop: EventLoop
     let reconciler: Reconciler
     let monitor: NetlinkMonitor?
+    /// Interface address changes, for `roles = "auto"` (nil when the host's addresses are fixed by options).
+    let addressMonitor: AddressMonitor?
     let notifier: SystemdNotifier
     let logger: Logger
     let stateFile: StateFile
@@ -49,13 +51,17 @@ public final class ReconcileLoop {
     /// The last config that parsed and validated, and its plan: what is (or is being) enforced.
     public private(set) var desired: Ruleset?
     private var configHash: String?
+    /// The last config said `roles = "auto"`: interface address changes re-plan.
+    private var autoRoles = false
     private var appliedAt: Date?
     private var lastError: EnforcedState.Failure?
     /// Reconciles done and failed, for status and metrics.
     public private(set) var reconciles = (ok: 0, failed: 0, driftRepairs: 0)
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
-                table: String = defaultTableName, notifier: SystemdNotifier, logger: Logger) {
+                addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
+                notifier: SystemdNotifier, logger: Logger) {
+        self.addressMonitor = addressMonitor
         self.options = options
         self.loop = loop
         self.reconciler = Reconciler(backend: backend, table: table)
@@ -74,6 +80,12 @@ public final class ReconcileLoop {
         if let monitor {
             _ = try loop.watchReadable(FileDescriptor(rawValue: monitor.fileDescriptor)) { [unowned self] in
                 self.monitorReadable()
+            }
+        }
+        if let addressMonitor {
+            _ = try loop.watchReadable(FileDescriptor(rawValue: addressMonitor.fileDescriptor)) { [unowned self] in
+                // Drained always; acted on only when the roles follow the addresses.
+                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: "interface addresses changed") }
             }
         }
         watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
@@ -170,6 +182,7 @@ public final class ReconcileLoop {
             let hash = SHA256.hex(of: data)
             if !force && hash == configHash && desired != nil { return }
             let config = try Config.parse(text: String(decoding: data, as: UTF8.self), file: path)
+            autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
             guard config.enforce.table == reconciler.table else {
                 throw InputError(file: path, line: nil, key: "enforce.table",
