@@ -51,6 +51,37 @@ struct KernelScaleTests {
         }
     }
 
+    /// Thousands of acknowledged messages in one batch: the receive buffer is raised so no ACK is
+    /// lost; with a buffer too small for them, the backend says the outcome is unknown (the batch
+    /// was in fact committed) rather than guessing.
+    @Test func thousandsOfRulesInOneBatch() throws {
+        try NetworkNamespace.with { ns in
+            let backend = try ns.backend()
+            defer { backend.close() }
+            func ruleset(_ n: Int, port: UInt16) -> Ruleset {
+                let rules = (0..<n).map { i in Rule(matches: [.ports(.destination, .tcp, [PortRange(port + UInt16(i))])], verdict: .accept) }
+                return Ruleset(chains: [Chain(name: "input", hook: .input, policy: .accept, rules: rules)])
+            }
+            let big = ruleset(5_000, port: 10_000)
+            let report = try backend.apply(Diff.replacement(big))
+            #expect(report.messages == 5_004)
+            #expect(try backend.read(table: "fwenforcer").ruleset == big.canonical)
+
+            let ns2 = try NetworkNamespace()
+            defer { ns2.delete() }
+            let starved = try ns2.backend()
+            defer { starved.close() }
+            starved.receiveBufferPerMessage = 0
+            do {
+                _ = try starved.apply(Diff.replacement(ruleset(5_000, port: 20_000)))
+                Issue.record("5,000 ACKs fitted in the default receive buffer; the test no longer provokes a loss")
+            } catch BackendError.outcomeUnknown(let why) {
+                #expect(why.contains("not acknowledged"))
+            }
+            #expect(try starved.read(table: "fwenforcer").ruleset?.chain(named: "input")?.rules.count == 5_000)
+        }
+    }
+
     /// A batch of 100,000 elements whose last operation fails changes nothing.
     @Test func largeFailingBatchChangesNothing() throws {
         try NetworkNamespace.with { ns in
@@ -94,6 +125,10 @@ struct KernelContainerChildTests {
         #expect(report.bytes > 4 * 212_992)
         #expect(backend.socketBufferForceRefused)
         if backend.socketBufferForceRefused { print("SO_SNDBUFFORCE refused (EPERM), plain SO_SNDBUF used") }
+        // 3,000 rules: 3,000 ACKs, more than the default receive buffer holds; raised without force.
+        let rules = (0..<3_000).map { i in Rule(matches: [.ports(.destination, .udp, [PortRange(10_000 + UInt16(i))])], verdict: .accept) }
+        _ = try backend.apply(Transaction(table: "fwenforcer", operations: [.addChain(BaseChain(name: "input", hook: .input, priority: 0, policy: .accept))]
+                                          + rules.map { .addRule(chain: "input", $0) }))
         // Read straight after the insert, while the kernel may still be growing the hash table.
         let back = try backend.read(table: "fwenforcer").ruleset?.set(named: "peers_v6")?.elements
         #expect(back == set.elements, "read back \(back?.ranges.count ?? -1) of \(set.elements.ranges.count)")

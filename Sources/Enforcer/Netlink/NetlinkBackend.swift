@@ -23,6 +23,10 @@ public final class NetlinkBackend: Backend {
     /// Runs after the generation is taken and before the batch is sent (tests play a concurrent
     /// writer here).
     var beforeSend: (() -> Void)?
+    /// Receive buffer asked for per message of a batch: every message is acknowledged, and one
+    /// ACK costs about 1 KiB of buffer (skb overhead included), as nft also assumes. Tests lower it
+    /// to provoke lost ACKs.
+    var receiveBufferPerMessage = 1024
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
     static let erestart: Int32 = 85
 
@@ -101,7 +105,7 @@ public final class NetlinkBackend: Backend {
         guard bytes.count + 32 <= sendBuffer else { throw .batchTooLarge(bytes: bytes.count, sendBuffer: sendBuffer) }
         // Every message is acknowledged, and all ACKs are queued while the kernel processes the
         // batch inside sendmsg: one ACK skb costs about 1 KiB of receive buffer (as nft assumes).
-        try socket.ensureReceiveBuffer(batch.messages.count * 1024 + 64 * 1024)
+        try socket.ensureReceiveBuffer(batch.messages.count * receiveBufferPerMessage + 64 * 1024)
         try socket.send(bytes)
 
         let lastSequence = firstSequence &+ UInt32(batch.messages.count)

@@ -10,6 +10,8 @@ enum Expression: Hashable, CustomStringConvertible {
     case bitwise(register: UInt32, length: UInt32, mask: [UInt8], xor: [UInt8])
     case lookup(set: String, setID: UInt32, register: UInt32)
     case ct(CtKey, register: UInt32)
+    /// `counter`: nft sends no packet or byte values for a new counter (libnftnl writes an empty
+    /// attribute nest), and the values are kernel state, never read back into the model.
     case counter
     case limit(rate: UInt64, unitSeconds: UInt64, burst: UInt32?, type: UInt32, flags: UInt32)
     case log(prefix: String?, level: UInt32?, group: UInt16?)
