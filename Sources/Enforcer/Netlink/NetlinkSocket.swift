@@ -143,15 +143,10 @@ final class NetlinkSocket {
     /// ENOBUFS (the kernel dropped replies for lack of receive buffer) is reported as such.
     func receive(into buffer: UnsafeMutableRawBufferPointer, wait: Bool) throws(BackendError) -> Int? {
         let flags: Int32 = wait ? 0 : Int32(MSG_DONTWAIT)
-        while true {
-            let n = recv(fd, buffer.baseAddress, buffer.count, flags)
-            if n >= 0 { return n }
-            let code = Errno(rawValue: errno)
-            switch code {
-            case .interrupted: continue
-            case .wouldBlock where !wait: return nil
-            default: throw .system(call: "recv", code)
-            }
+        do throws(BackendError) {
+            return try netlinkCall("recv") { recv(fd, buffer.baseAddress, buffer.count, flags) }
+        } catch .system(_, .wouldBlock) where !wait {
+            return nil
         }
     }
 }
