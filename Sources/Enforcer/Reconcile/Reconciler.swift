@@ -90,9 +90,9 @@ public final class Reconciler {
                 model = desired
                 needsRead = false
                 needsFullReplace = false
-                // Compare-and-swap put our commit exactly one generation after the one it carried;
-                // a replace carried none, and the monitor's NEWGEN event will say.
-                generation = tx.generation.map { $0 &+ 1 }
+                // The generation our commit produced (compare-and-swap put it exactly one after the
+                // one it was checked against); the monitor's NEWGEN event confirms it.
+                generation = report.generation ?? tx.generation.map { $0 &+ 1 }
                 return Outcome(basis: basis, transaction: tx, apply: report, restarts: restarts)
             } catch .generationChanged(let gen) {
                 needsRead = true
