@@ -69,40 +69,7 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The outcome of `reconcile`: what was found, what was done.
-public struct ReconcileReport: Sendable, Hashable {
-    /// The transaction that was applied (empty when the kernel already held the desired ruleset).
-    public var transaction: Transaction
-    /// Nil when nothing needed to be sent.
-    public var apply: ApplyReport?
-    /// Times the read-diff-apply cycle restarted because another writer committed in between.
-    public var restarts: Int
-}
-
 extension Backend {
-    /// Brings the table to `desired` with the smallest transaction: read, diff, apply with the
-    /// read's generation for compare-and-swap. When another writer commits between the read and the
-    /// apply, the kernel answers ERESTART and the cycle starts again from the read, at most
-    /// `attempts` times in all.
-    public func reconcile(to desired: Ruleset, attempts: Int = 3) throws(BackendError) -> ReconcileReport {
-        precondition(attempts >= 1)
-        var restarts = 0
-        while true {
-            let snapshot = try read(table: desired.tableName)
-            let tx = Diff.transaction(from: snapshot.ruleset, to: desired, generation: snapshot.generation)
-            if tx.operations.isEmpty {
-                return ReconcileReport(transaction: tx, apply: nil, restarts: restarts)
-            }
-            do {
-                let report = try apply(tx)
-                return ReconcileReport(transaction: tx, apply: report, restarts: restarts)
-            } catch .generationChanged(let gen) {
-                restarts += 1
-                if restarts >= attempts { throw .generationChanged(expected: gen) }
-            }
-        }
-    }
-
     /// Rebuilds the table from scratch in one atomic batch (for a first start, or after the table
     /// was found in a state the model cannot express).
     public func replace(with desired: Ruleset) throws(BackendError) -> ApplyReport {

@@ -198,3 +198,23 @@ public final class Reconciler {
         return parts
     }
 }
+
+/// The outcome of a one-shot `Backend.reconcile`: what was found, what was done.
+public struct ReconcileReport: Sendable, Hashable {
+    /// The transaction that was applied (empty when the kernel already held the desired ruleset).
+    public var transaction: Transaction
+    /// Nil when nothing needed to be sent.
+    public var apply: ApplyReport?
+    /// Times the read-diff-apply cycle restarted because another writer committed in between.
+    public var restarts: Int
+}
+
+extension Backend {
+    /// One-shot reconcile with no model of earlier commits: read, diff, apply with the read's
+    /// generation for compare-and-swap, restarting from the read on ERESTART (at most `attempts`
+    /// times in all). This is a fresh `Reconciler`'s first pass.
+    public func reconcile(to desired: Ruleset, attempts: Int = 3) throws(BackendError) -> ReconcileReport {
+        let outcome = try Reconciler(backend: self, table: desired.tableName).reconcile(to: desired, attempts: attempts)
+        return ReconcileReport(transaction: outcome.transaction, apply: outcome.apply, restarts: outcome.restarts)
+    }
+}
