@@ -32,65 +32,46 @@ public enum MonitorEvent: Sendable, Hashable {
 /// The kernel sends one message per object changed and then a `NEWGEN` message closing the batch,
 /// so object messages are collected until their `NEWGEN`.
 public final class NetlinkMonitor {
-    private var socket: OpaquePointer?
+    private let socket: NetlinkSocket
     private let table: String
     private let ownPID = getpid()
     private var touched = false
-    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4)
 
     /// Subscribes to ruleset events for `table` (an `inet` table).
-    public init(table: String, receiveBuffer: Int32 = 8 << 20) throws(BackendError) {
+    public init(table: String, receiveBuffer: Int = 8 << 20) throws(BackendError) {
         self.table = table
-        guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
-            throw .system(call: "socket(NETLINK_NETFILTER)", Errno(rawValue: errno))
-        }
-        socket = nl
-        let groups = UInt32(1) << (UInt32(NFNLGRP_NFTABLES.rawValue) - 1)
-        guard mnl_socket_bind(nl, groups, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
-            let e = errno
-            close()
-            throw .system(call: "bind(NFNLGRP_NFTABLES)", Errno(rawValue: e))
-        }
+        socket = try NetlinkSocket(groups: UInt32(1) << (UInt32(NFNLGRP_NFTABLES.rawValue) - 1))
         // A large batch (a full apply of 100,000 elements) announces every element; a big queue
-        // makes an overflow, and the full re-read it forces, rarer. SO_RCVBUFFORCE needs
-        // CAP_NET_ADMIN and may be refused in containers: fall back to what SO_RCVBUF allows.
-        var size = receiveBuffer
-        let fd = mnl_socket_get_fd(nl)
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
+        // makes an overflow, and the full re-read it forces, rarer. Where the buffer cannot be
+        // forced (containers), what SO_RCVBUF allows is kept.
+        _ = try? socket.ensureReceiveBuffer(receiveBuffer)
     }
 
     deinit {
-        assert(socket == nil, "leak of an open NetlinkMonitor: call close()")
+        assert(!socket.isOpen, "leak of an open NetlinkMonitor: call close()")
+        buffer.deallocate()
     }
 
     /// The socket to wait on for readability.
-    public var fileDescriptor: Int32 { socket.map { mnl_socket_get_fd($0) } ?? -1 }
+    public var fileDescriptor: Int32 { socket.fileDescriptor }
 
-    public func close() {
-        if let s = socket { mnl_socket_close(s) }
-        socket = nil
-    }
+    public func close() { socket.close() }
 
     /// Reads every pending event without blocking.
     public func drain() throws(BackendError) -> [MonitorEvent] {
         var events: [MonitorEvent] = []
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 {
-                switch errno {
-                case EAGAIN: return events
-                case EINTR: continue
-                case ENOBUFS:
-                    touched = false
-                    events.append(.overflow)
-                    continue
-                default: throw .system(call: "recv(NFNLGRP_NFTABLES)", Errno(rawValue: errno))
-                }
+            let n: Int?
+            do {
+                n = try socket.receive(into: buffer, wait: false)
+            } catch .system(_, .noBufferSpace) {
+                touched = false
+                events.append(.overflow)
+                continue
             }
-            if n == 0 { return events }
-            events += parse(buffer.prefix(n))
+            guard let n, n > 0 else { return events }
+            events += parse(Array(buffer.prefix(n))[...])
         }
     }
 

@@ -19,7 +19,9 @@ func netlinkCall<Result: FixedWidthInteger>(_ call: String, _ body: () -> Result
     }
 }
 
-/// An open `NETLINK_NETFILTER` socket, owned: `close()` it explicitly; `deinit` asserts it was.
+/// An open netlink socket (`NETLINK_NETFILTER` unless told otherwise), owned: `close()` it
+/// explicitly; `deinit` asserts it was. Event listeners (the nftables and address monitors) bind it
+/// to multicast groups.
 ///
 /// One long-lived socket serves the daemon: the kernel frees a closed socket's state lazily, so a
 /// process that opens a socket per transaction pays for that cleanup (10-20 ms after deletions).
@@ -32,14 +34,15 @@ final class NetlinkSocket {
     /// True once SO_SNDBUFFORCE / SO_RCVBUFFORCE was refused (EPERM) and the plain option used.
     private(set) var forceRefused = false
 
-    /// The corresponding C functions are `mnl_socket_open` and `mnl_socket_bind`.
-    init() throws(BackendError) {
-        guard let nl = mnl_socket_open(NETLINK_NETFILTER) else {
+    /// The corresponding C functions are `mnl_socket_open` and `mnl_socket_bind`; `groups` is the
+    /// legacy multicast group bitmask to listen to.
+    init(protocol netlinkProtocol: Int32 = NETLINK_NETFILTER, groups: UInt32 = 0) throws(BackendError) {
+        guard let nl = mnl_socket_open(netlinkProtocol) else {
             throw .system(call: "mnl_socket_open", Errno(rawValue: errno))
         }
         handle = nl
         do throws(BackendError) {
-            try netlinkCall("mnl_socket_bind") { mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) }
+            try netlinkCall("mnl_socket_bind") { mnl_socket_bind(nl, groups, pid_t(MNL_SOCKET_AUTOPID)) }
         } catch {
             mnl_socket_close(nl)
             handle = nil
@@ -67,6 +70,9 @@ final class NetlinkSocket {
     }
 
     var isOpen: Bool { handle != nil }
+
+    /// The descriptor to wait on for readability.
+    var fileDescriptor: Int32 { fd }
 
     private var fd: Int32 {
         guard let h = handle else { preconditionFailure("netlink socket used after close()") }
