@@ -29,7 +29,7 @@ struct DaemonRunTests {
         let log: URL
         init(in ns: Namespace, config: String, dir: URL, environment: [String: String] = [:], extra: [String] = []) throws {
             log = dir.appendingPathComponent("daemon.log")
-            FileManager.default.createFile(atPath: log.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", ns.name, fwenforcerdPath, "run", "--config", config,
                                  "--state-file", dir.appendingPathComponent("state.json").path,
@@ -53,6 +53,41 @@ struct DaemonRunTests {
             if process.isRunning { signal(SIGKILL) }
             process.waitUntilExit()
             return process.terminationStatus
+        }
+    }
+
+    /// One test's namespace, scratch directory and config file; `close()` stops the daemon and
+    /// removes them all.
+    final class Setup {
+        let ns: Namespace
+        let dir: URL
+        let path: URL
+        var daemon: Daemon?
+
+        /// `config` nil leaves the file to the test (a custom layout).
+        init(_ tag: String, config: String?) throws {
+            ns = try Namespace(tag)
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-run-\(UUID().uuidString)")
+            path = dir.appendingPathComponent("fwenforcer.conf")
+            do {
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                if let config { try DaemonRunTests.writeConfig(config, to: path) }
+            } catch {
+                close()
+                throw error
+            }
+        }
+
+        func start(environment: [String: String] = [:], extra: [String] = []) throws -> Daemon {
+            let d = try Daemon(in: ns, config: path.path, dir: dir, environment: environment, extra: extra)
+            daemon = d
+            return d
+        }
+
+        func close() {
+            daemon?.stop()
+            ns.close()
+            try? FileManager.default.removeItem(at: dir)
         }
     }
 
@@ -80,32 +115,23 @@ struct DaemonRunTests {
         return r.status == 0 && r.stdout.contains(element)
     }
 
-    func tempDir() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
-    }
-
-    func writeConfig(_ text: String, to url: URL) throws {
+    static func writeConfig(_ text: String, to url: URL) throws {
         try text.write(to: url, atomically: false, encoding: .utf8)
         chmod(url.path, 0o600)
     }
 
     @Test func configChangesAreEnforcedWhateverWayTheFileIsWritten() throws {
-        let ns = try Namespace("watch")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let setup = try Setup("watch", config: nil)
+        defer { setup.close() }
+        let (ns, dir, path) = (setup.ns, setup.dir, setup.path)
         // ConfigMap layout: fwenforcer.conf -> ..data/fwenforcer.conf, ..data -> ..v1
         let v1 = dir.appendingPathComponent("..v1")
         try FileManager.default.createDirectory(at: v1, withIntermediateDirectories: true)
-        try writeConfig(Self.config, to: v1.appendingPathComponent("fwenforcer.conf"))
+        try Self.writeConfig(Self.config, to: v1.appendingPathComponent("fwenforcer.conf"))
         try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("..data").path, withDestinationPath: "..v1")
-        let path = dir.appendingPathComponent("fwenforcer.conf")
         try FileManager.default.createSymbolicLink(atPath: path.path, withDestinationPath: "..data/fwenforcer.conf")
 
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
-        defer { daemon.stop() }
+        let daemon = try setup.start()
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
 
         // 1. In-place write through the symlinks.
@@ -119,14 +145,14 @@ struct DaemonRunTests {
         // 2. Editor-style write to a temporary file and rename over the target.
         let renamed = Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.32")
         let tmp = v1.appendingPathComponent(".fwenforcer.conf.swp")
-        try writeConfig(renamed, to: tmp)
+        try Self.writeConfig(renamed, to: tmp)
         #expect(rename(tmp.path, v1.appendingPathComponent("fwenforcer.conf").path) == 0)
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.32") }, "write-and-rename not seen: \(daemon.logText)")
 
         // 3. Symlink swap: a new version directory, ..data replaced atomically by rename.
         let v2 = dir.appendingPathComponent("..v2")
         try FileManager.default.createDirectory(at: v2, withIntermediateDirectories: true)
-        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.33"), to: v2.appendingPathComponent("fwenforcer.conf"))
+        try Self.writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.33"), to: v2.appendingPathComponent("fwenforcer.conf"))
         try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("..data_tmp").path, withDestinationPath: "..v2")
         #expect(rename(dir.appendingPathComponent("..data_tmp").path, dir.appendingPathComponent("..data").path) == 0)
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.33") }, "symlink swap not seen: \(daemon.logText)")
@@ -136,18 +162,14 @@ struct DaemonRunTests {
     }
 
     @Test func invalidConfigKeepsTheLastGoodRuleset() throws {
-        let ns = try Namespace("invalid")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config, to: path)
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
-        defer { daemon.stop() }
+        let setup = try Setup("invalid", config: Self.config)
+        defer { setup.close() }
+        let (ns, path) = (setup.ns, setup.path)
+        let daemon = try setup.start()
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
         let before = try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout
 
-        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.300"), to: path)
+        try Self.writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.300"), to: path)
         #expect(eventually { daemon.logText.contains("fwenforcer.conf:5: groups.AMQP: \"198.18.0.300\" is not an IPv4 or IPv6 address") }, "\(daemon.logText)")
         #expect(daemon.logText.contains("the last good ruleset stays enforced"))
         #expect(try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == before)
@@ -160,19 +182,15 @@ struct DaemonRunTests {
 
         // The daemon is still running and takes the next good version.
         chmod(path.path, 0o600)
-        try writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.35"), to: path)
+        try Self.writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.35"), to: path)
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.35") }, "\(daemon.logText)")
     }
 
     @Test func driftIsRepairedWithinASecond() throws {
-        let ns = try Namespace("drift")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config, to: path)
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
-        defer { daemon.stop() }
+        let setup = try Setup("drift", config: Self.config)
+        defer { setup.close() }
+        let ns = setup.ns
+        let daemon = try setup.start()
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
         let planned = try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout
 
@@ -186,12 +204,9 @@ struct DaemonRunTests {
     }
 
     @Test func systemdNotificationsArriveOnTheSocket() throws {
-        let ns = try Namespace("notify")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config, to: path)
+        let setup = try Setup("notify", config: Self.config)
+        defer { setup.close() }
+        let (ns, dir) = (setup.ns, setup.dir)
         let socketPath = dir.appendingPathComponent("notify.sock").path
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         defer { Glibc.close(fd) }
@@ -212,8 +227,7 @@ struct DaemonRunTests {
             return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : nil
         }
 
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir, environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
-        defer { daemon.stop() }
+        let daemon = try setup.start(environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
         var ready: String?
         for _ in 0..<5 where ready == nil {
             guard let m = receive() else { break }
@@ -249,14 +263,10 @@ struct DaemonRunTests {
     }
 
     @Test func removeOnExitDeletesTheTableAndASecondInstanceIsRefused() throws {
-        let ns = try Namespace("exit")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config, to: path)
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir, extra: ["--remove-on-exit"])
-        defer { daemon.stop() }
+        let setup = try Setup("exit", config: Self.config)
+        defer { setup.close() }
+        let (ns, dir, path) = (setup.ns, setup.dir, setup.path)
+        let daemon = try setup.start(extra: ["--remove-on-exit"])
         #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") })
         let second = try ns.exec([fwenforcerdPath, "run", "--config", path.path, "--lock-file", dir.appendingPathComponent("lock").path,
                                   "--state-file", dir.appendingPathComponent("state2.json").path])
@@ -268,15 +278,11 @@ struct DaemonRunTests {
     /// With roles = "auto" the daemon may start before the host holds its address (early boot):
     /// it enforces as soon as the address appears.
     @Test func autoRolesFollowInterfaceAddresses() throws {
-        let ns = try Namespace("auto")
-        defer { ns.close() }
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config.replacingOccurrences(of: "roles = [\"CCO\"]", with: "roles = \"auto\"")
-                        + "\nCCO = [\"198.18.0.20\"]\n", to: path)
-        let daemon = try Daemon(in: ns, config: path.path, dir: dir)
-        defer { daemon.stop() }
+        let setup = try Setup("auto", config: Self.config.replacingOccurrences(of: "roles = [\"CCO\"]", with: "roles = \"auto\"")
+                                  + "\nCCO = [\"198.18.0.20\"]\n")
+        defer { setup.close() }
+        let ns = setup.ns
+        let daemon = try setup.start()
         #expect(eventually { daemon.logText.contains("no role group holds one of this host's addresses") }, "\(daemon.logText)")
         #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
         // (veth, not dummy: the kernel here has no dummy driver.)
@@ -288,8 +294,9 @@ struct DaemonRunTests {
 
     /// A peer removed from its group loses its established connection, not only new ones.
     @Test func removedPeerLosesItsEstablishedConnection() throws {
-        let server = try Namespace("srv")
-        defer { server.close() }
+        let setup = try Setup("srv", config: Self.config) // CCM_SA 198.18.0.10 may open 8443 on this CCO
+        defer { setup.close() }
+        let (server, dir, path) = (setup.ns, setup.dir, setup.path)
         let peer = try Namespace("peer")
         defer { peer.close() }
         let veth = "fwe\(UInt16.random(in: 0...UInt16.max))"
@@ -299,12 +306,7 @@ struct DaemonRunTests {
         try run(["ip", "-n", server.name, "link", "set", "\(veth)a", "up"])
         try run(["ip", "-n", peer.name, "link", "set", "\(veth)b", "up"])
 
-        let dir = try tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("fwenforcer.conf")
-        try writeConfig(Self.config, to: path) // CCM_SA 198.18.0.10 may open 8443 on this CCO
-        let daemon = try Daemon(in: server, config: path.path, dir: dir)
-        defer { daemon.stop() }
+        let daemon = try setup.start()
         #expect(try eventually { try setHas(server, "CCM_SA_v4", "198.18.0.10") })
 
         // An echo server on 8443 and a client that sends a byte every 50 ms and prints what it gets back.
@@ -324,7 +326,7 @@ struct DaemonRunTests {
         // SIGKILL: children of the test runner inherit a thread signal mask that blocks SIGTERM.
         defer { kill(echo.processIdentifier, SIGKILL); echo.waitUntilExit() }
         let out = dir.appendingPathComponent("client.out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let client = Process()
         client.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", """
@@ -347,7 +349,7 @@ struct DaemonRunTests {
         #expect(eventually(5) { lines().filter { $0 == "ok" }.count >= 5 }, "the connection never worked: \(lines())")
 
         // The peer leaves the group: its established connection stops passing traffic.
-        try writeConfig(Self.config.replacingOccurrences(of: "CCM_SA = [\"198.18.0.10\"]", with: "CCM_SA = [\"198.18.0.11\"]"), to: path)
+        try Self.writeConfig(Self.config.replacingOccurrences(of: "CCM_SA = [\"198.18.0.10\"]", with: "CCM_SA = [\"198.18.0.11\"]"), to: path)
         #expect(try eventually { try setHas(server, "CCM_SA_v4", "198.18.0.11") }, "\(daemon.logText)")
         let mark = lines().count
         #expect(eventually(3) { lines().dropFirst(mark + 2).suffix(5).count == 5 && lines().dropFirst(mark + 2).suffix(5).allSatisfy { $0 == "timeout" } },
