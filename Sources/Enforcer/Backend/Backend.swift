@@ -58,8 +58,13 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
         self.generation = generation
     }
 
+    /// `duration` in milliseconds, for summaries.
+    public var milliseconds: Double {
+        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    }
+
     public var description: String {
-        let ms = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        let ms = milliseconds
         var text = "\(added) added, \(removed) removed"
         if flushedChains > 0 { text += ", \(flushedChains) chain\(flushedChains == 1 ? "" : "s") rewritten" }
         text += ", \(messages) netlink message\(messages == 1 ? "" : "s")"

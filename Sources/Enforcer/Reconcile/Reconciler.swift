@@ -52,9 +52,8 @@ public final class Reconciler {
             guard let apply else { return "no change (\(basis == .model ? "model" : "kernel") already as planned)" }
             var parts = Reconciler.describe(transaction)
             if basis == .replace { parts.insert("full replace", at: 0) }
-            let ms = Double(apply.duration.components.seconds) * 1000 + Double(apply.duration.components.attoseconds) / 1e15
             parts.append("\(apply.messages) netlink message\(apply.messages == 1 ? "" : "s")")
-            parts.append(String(format: "%.2f ms", ms))
+            parts.append(String(format: "%.2f ms", apply.milliseconds))
             if restarts > 0 { parts.append("\(restarts) compare-and-swap restart\(restarts == 1 ? "" : "s")") }
             return parts.joined(separator: ", ")
         }
