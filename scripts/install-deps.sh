@@ -6,9 +6,11 @@
 #   libnftnl-dev libmnl-dev pkg-config   the CNftables module (pkg-config finds libnftnl)
 #   iproute2              ip netns / veth for the kernel tests
 #   python3 conntrack     the end-to-end probes (stdlib only) and conntrack -E, which catches leaks
+#   prometheus-node-exporter   the textfile collector the metrics test has read the daemon's file
+#                         (where systemd runs, installing it starts node_exporter on :9100)
 set -euo pipefail
 
-packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack "$@")
+packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter "$@")
 
 missing=()
 for package in "${packages[@]}"; do

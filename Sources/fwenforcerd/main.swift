@@ -177,8 +177,17 @@ struct Run: ParsableCommand {
     @Flag(help: "Accept a config file not owned by root or writable by others (tests only).")
     var allowInsecureConfig = false
 
+    @Option(help: ArgumentHelp("Write Prometheus metrics to this file (for node_exporter's textfile collector; name it *.prom).",
+                               valueName: "path"))
+    var metricsFile: String?
+
+    @Option(help: ArgumentHelp("Refresh the metrics file this often between reconciles (0: only after reconciles).",
+                               valueName: "seconds"))
+    var metricsInterval: Int = 60
+
     func validate() throws {
         guard (1...60_000).contains(debounceMs) else { throw ValidationError("--debounce-ms must be 1-60000") }
+        guard metricsInterval >= 0 else { throw ValidationError("--metrics-interval must be 0 or more") }
         guard backstopSeconds >= 1 else { throw ValidationError("--backstop-seconds must be at least 1") }
     }
 
@@ -204,6 +213,8 @@ struct Run: ParsableCommand {
         options.removeOnExit = removeOnExit
         options.requireSecureConfig = !allowInsecureConfig
         options.statePath = FilePath(stateFile)
+        options.metricsPath = metricsFile.map { FilePath($0) }
+        options.metricsInterval = .seconds(metricsInterval)
         do {
             let loop = try EventLoop()
             defer { loop.close() }

@@ -77,7 +77,7 @@ import Testing
         let file = StateFile(path: FilePath(dir("state.json")))
         try file.write(Self.sample(generation: 1))
         // A directory where the temporary file should go makes open() fail.
-        try daemonCheck(mkdir(dir("state.json.tmp.\(getpid())"), 0o755), "mkdir")
+        try daemonCheck(mkdir(dir(".state.json.tmp.\(getpid())"), 0o755), "mkdir")
         #expect(throws: SystemCallError.self) { try file.write(Self.sample(generation: 2)) }
         #expect(try file.read()?.generation == 1)
     }

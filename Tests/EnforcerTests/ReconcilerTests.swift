@@ -17,6 +17,7 @@ import Testing
             return try inner.apply(tx)
         }
         func check(_ tx: Transaction) throws(BackendError) { try inner.check(tx) }
+        func counters(table: String) throws(BackendError) -> [RuleCounter] { try inner.counters(table: table) }
     }
 
     static func plan(_ edit: (String) -> String = { $0 }) throws -> Ruleset {

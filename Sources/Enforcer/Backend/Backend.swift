@@ -16,6 +16,9 @@ public protocol Backend: AnyObject {
     /// Has the transaction validated (by the kernel, for the netlink backend) without changing
     /// anything; throws the same errors `apply` would.
     func check(_ tx: Transaction) throws(BackendError)
+
+    /// The counters of the table's rules, in chain and rule order; empty when the table does not exist.
+    func counters(table: String) throws(BackendError) -> [RuleCounter]
 }
 
 /// A table as read at one ruleset generation.

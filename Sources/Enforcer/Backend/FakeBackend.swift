@@ -61,6 +61,24 @@ public final class FakeBackend: Backend {
         if !result.rejections.isEmpty { throw .rejected(result.rejections) }
     }
 
+    /// Packets counted by rules, by chain and rule comment, as if traffic had hit them (bytes are
+    /// taken as 100 per packet). Counts live as long as the backend: a real counter restarts at
+    /// zero when its rule is replaced, a subtlety the metrics tolerate (Prometheus sees a reset).
+    public var counterHits: [String: [String: UInt64]] = [:]
+
+    public func counters(table: String) throws(BackendError) -> [RuleCounter] {
+        guard let t = tables[table] else { return [] }
+        var out: [RuleCounter] = []
+        for chain in t.chains {
+            for rule in chain.rules where rule.statements.contains(.counter) {
+                let packets = counterHits[chain.definition.name]?[rule.comment ?? ""] ?? 0
+                out.append(RuleCounter(chain: chain.definition.name, comment: rule.comment, verdict: rule.verdict,
+                                       packets: packets, bytes: packets * 100))
+            }
+        }
+        return out
+    }
+
     /// Runs the operations on a copy. Like the kernel, a failed operation has no effect and the
     /// rest still run, so every error of the batch is reported.
     private func run(_ tx: Transaction) -> (table: FakeTable?, rejections: [Rejection]) {

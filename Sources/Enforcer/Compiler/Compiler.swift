@@ -11,6 +11,11 @@ public struct Plan: Sendable, Hashable {
 public enum Compiler {
     /// nft refuses longer rule comments (NFTNL_UDATA_COMMENT_MAXLEN).
     static let maxCommentBytes = 128
+    /// Comments of the last rule of each chain: the default deny, or in audit mode the accepting
+    /// rule that stands in for it (the metrics read their counters by these).
+    public static let denyRuleComment = "default deny"
+    public static let auditRuleComment = "audit: would be dropped"
+
     /// Prefixes of the drop log, so an operator can grep or route them.
     public static func logPrefix(_ direction: Direction, audit: Bool) -> String {
         "fwenforcer \(direction == .ingress ? "in" : "out") \(audit ? "audit" : "drop"): "
@@ -91,7 +96,7 @@ public enum Compiler {
                               verdict: nil, comment: audit ? "log what enforce mode would drop" : "log drops (rate-limited)"))
         }
         rules.append(Rule(statements: [.counter], verdict: audit ? .accept : .drop,
-                          comment: audit ? "audit: would be dropped" : "default deny"))
+                          comment: audit ? auditRuleComment : denyRuleComment))
         return rules
     }
 

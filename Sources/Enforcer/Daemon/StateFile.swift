@@ -70,8 +70,7 @@ public struct StateFile: Sendable {
         self.path = path
     }
 
-    /// Writes `state` to a temporary file beside the target, fsyncs it, renames it over the target
-    /// and fsyncs the directory. Mode 0644: status is not a secret.
+    /// Replaces the file atomically (``AtomicFile``). Mode 0644: status is not a secret.
     public func write(_ state: EnforcedState) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -79,31 +78,7 @@ public struct StateFile: Sendable {
         var bytes = Array(try encoder.encode(state))
         bytes.append(UInt8(ascii: "\n"))
 
-        let target = path.string
-        let directory = path.removingLastComponent().string.isEmpty ? "." : path.removingLastComponent().string
-        let temporary = "\(target).tmp.\(getpid())"
-        let fd = try retryingInterrupts("open", temporary) {
-            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        }
-        do {
-            defer { closeDescriptor(fd) }
-            var offset = 0
-            while offset < bytes.count {
-                let written = try retryingInterrupts("write", temporary) {
-                    bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-                }
-                offset += written
-            }
-            try retryingInterrupts("fsync", temporary) { fsync(fd) }
-            try retryingInterrupts("rename", temporary) { rename(temporary, target) }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
-        // Makes the rename itself durable. /run is tmpfs, where this is cheap; elsewhere it matters.
-        let directoryFD = try retryingInterrupts("open", directory) { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        defer { closeDescriptor(directoryFD) }
-        try retryingInterrupts("fsync", directory) { fsync(directoryFD) }
+        try AtomicFile.write(bytes, to: path)
     }
 
     /// The state last written, or nil when there is no state file (the daemon never applied on this boot).

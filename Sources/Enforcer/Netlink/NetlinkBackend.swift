@@ -228,6 +228,24 @@ public final class NetlinkBackend: Backend {
         return (Ruleset(tableName: table, sets: named, chains: chains), interrupted)
     }
 
+    /// One dump of the table's rules (no sets, no elements): cheap whatever the number of peers.
+    public func counters(table: String) throws(BackendError) -> [RuleCounter] {
+        var interrupted = false
+        let replies: [ReceivedMessage]
+        do throws(BackendError) {
+            replies = try dump(NFT_MSG_GETRULE, attributes: [(UInt16(NFTA_RULE_TABLE.rawValue), table)], interrupted: &interrupted)
+        } catch .system(_, .noSuchFileOrDirectory) {
+            return []
+        }
+        var out: [RuleCounter] = []
+        for m in replies {
+            // The kernel filters the dump by table; a message that does not parse is a protocol error.
+            guard RuleMessages.decode(m)?.table == table else { continue }
+            if let c = RuleMessages.counter(m) { out.append(c) }
+        }
+        return out
+    }
+
     private func namedSet(_ s: DumpedSet, _ elements: [(key: [UInt8], isEnd: Bool)]) throws(BackendError) -> NamedSet {
         let family: AddressFamily
         switch (s.keyType, s.keyLength) {

@@ -32,11 +32,16 @@ final class NftnlRule {
 
     /// The rule's expressions, decoded. The corresponding C functions are `nftnl_expr_iter_*`.
     var expressions: [Expression] {
+        var out: [Expression] = []
+        forEachExpression { out.append(Expression.decode($0)) }
+        return out
+    }
+
+    /// Calls `body` with each raw `nftnl_expr` of the rule, in order (they belong to the rule).
+    func forEachExpression(_ body: (OpaquePointer) -> Void) {
         guard let iter = nftnl_expr_iter_create(pointer) else { fatalError("nftnl_expr_iter_create: out of memory") }
         defer { nftnl_expr_iter_destroy(iter) }
-        var out: [Expression] = []
-        while let e = nftnl_expr_iter_next(iter) { out.append(Expression.decode(e)) }
-        return out
+        while let e = nftnl_expr_iter_next(iter) { body(e) }
     }
 }
 
@@ -72,5 +77,29 @@ enum RuleMessages {
         }
         guard ok, let table = rule.string(NFTNL_RULE_TABLE), let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
         return DumpedRule(table: table, chain: chain, expressions: rule.expressions, userdata: rule.userdata)
+    }
+
+    /// The counter of a dumped rule (its first `counter` expression), nil when it has none.
+    static func counter(_ m: ReceivedMessage) -> RuleCounter? {
+        let rule = NftnlRule()
+        let ok = m.bytes.withUnsafeBytes { raw in
+            nftnl_rule_nlmsg_parse(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), rule.pointer) >= 0
+        }
+        guard ok, let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
+        var values: (packets: UInt64, bytes: UInt64)?
+        var verdict: Verdict?
+        rule.forEachExpression { e in
+            switch String(cString: nftnl_expr_get_str(e, UInt16(NFTNL_EXPR_NAME))) {
+            case "counter" where values == nil:
+                values = (nftnl_expr_get_u64(e, UInt16(NFTNL_EXPR_CTR_PACKETS)), nftnl_expr_get_u64(e, UInt16(NFTNL_EXPR_CTR_BYTES)))
+            case "immediate":
+                if case .verdict(let v)? = ImmediateExpression.decode(e) { verdict = v }
+            default:
+                break
+            }
+        }
+        guard let values else { return nil }
+        return RuleCounter(chain: chain, comment: rule.userdata?.ruleComment, verdict: verdict,
+                           packets: values.packets, bytes: values.bytes)
     }
 }

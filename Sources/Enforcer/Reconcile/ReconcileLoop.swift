@@ -19,6 +19,11 @@ public struct DaemonOptions: Sendable {
     /// This host's addresses for `roles = "auto"`; nil reads the interfaces at every reload.
     public var hostAddresses: [IPAddress]?
     public var statePath: FilePath = StateFile.defaultPath
+    /// Prometheus textfile (node_exporter's textfile collector); nil writes no metrics.
+    public var metricsPath: FilePath?
+    /// How often the metrics file is refreshed between events, to update the kernel's drop
+    /// counters; zero refreshes it only after reconciles and config reads.
+    public var metricsInterval: Duration = .seconds(60)
 
     public init(configPath: String) { self.configPath = configPath }
 }
@@ -55,8 +60,10 @@ public final class ReconcileLoop {
     private var autoRoles = false
     private var appliedAt: Date?
     private var lastError: EnforcedState.Failure?
-    /// Reconciles done and failed, for status and metrics.
-    public private(set) var reconciles = (ok: 0, failed: 0, driftRepairs: 0)
+    /// Reconciles, config reads and their timings, for the metrics file.
+    public private(set) var metrics = DaemonMetrics()
+    private let metricsFile: MetricsFile?
+    private var metricsTimer: EventLoop.Timer?
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
                 addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
@@ -69,6 +76,7 @@ public final class ReconcileLoop {
         self.notifier = notifier
         self.logger = logger
         self.stateFile = StateFile(path: options.statePath)
+        self.metricsFile = options.metricsPath.map(MetricsFile.init)
     }
 
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
@@ -98,6 +106,10 @@ public final class ReconcileLoop {
             self.reload(force: true, reason: "backstop")
         }
         backstopTimer?.schedule(after: options.backstop, repeating: options.backstop)
+        if metricsFile != nil, options.metricsInterval > .zero {
+            metricsTimer = try loop.makeTimer { [unowned self] in self.writeMetrics() }
+            metricsTimer?.schedule(after: options.metricsInterval, repeating: options.metricsInterval)
+        }
         watchdogTimer = try notifier.scheduleWatchdog(on: loop) { [logger] error in
             logger.warning("watchdog ping failed: \(error)")
         }
@@ -110,7 +122,7 @@ public final class ReconcileLoop {
 
     private func shutdown() {
         watcher?.close()
-        for t in [retryTimer, backstopTimer, watchdogTimer] { t?.invalidate() }
+        for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer] { t?.invalidate() }
     }
 
     // MARK: - events
@@ -194,13 +206,16 @@ public final class ReconcileLoop {
                 logger.info("config \(path) (sha256 \(hash.prefix(12))): roles \(roles.joined(separator: ", "))")
             }
             configHash = hash
+            metrics.recordConfig(sha256: hash)
             desired = plan.ruleset
             enforce(plan.ruleset, reason: reason)
         } catch {
             let kept = desired == nil ? "nothing is enforced yet" : "the last good ruleset stays enforced"
             logger.error("config rejected (\(reason)): \(error); \(kept)")
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
+            metrics.configRejections += 1
             writeState()
+            writeMetrics()
             notify { try $0.status("config rejected: \(error)") }
         }
     }
@@ -208,10 +223,11 @@ public final class ReconcileLoop {
     func enforce(_ ruleset: Ruleset, reason: String) {
         // Take the monitor's news first, so the pass knows the current generation.
         if monitor != nil { drainQuietly() }
+        let start = ContinuousClock.now
         do {
             let outcome = try reconciler.reconcile(to: ruleset)
-            reconciles.ok += 1
-            if reason == "drift repair" { reconciles.driftRepairs += 1 }
+            metrics.recordReconcile(ok: true, duration: ContinuousClock.now - start, messages: outcome.apply?.messages ?? 0,
+                                    driftRepair: reason == "drift repair", at: Date())
             if outcome.changed {
                 appliedAt = Date()
                 logger.notice("reconcile (\(reason)): \(outcome.summary)")
@@ -222,14 +238,16 @@ public final class ReconcileLoop {
             retryDelay = .seconds(1)
             retryTimer?.cancel()
             writeState()
+            writeMetrics()
             notify { try $0.status(self.statusLine()) }
         } catch {
-            reconciles.failed += 1
+            metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
             logger.error("reconcile (\(reason)) failed, the previous ruleset stays whole: \(error); retrying in \(retryDelay) with a full replace")
             retryTimer?.schedule(after: retryDelay)
             retryDelay = min(retryDelay * 2, .seconds(30))
             writeState()
+            writeMetrics()
             notify { try $0.status("reconcile failed: \(error)") }
         }
     }
@@ -271,6 +289,25 @@ public final class ReconcileLoop {
             try stateFile.write(state)
         } catch {
             logger.warning("\(error)")
+        }
+    }
+
+    /// Rewrites the metrics file: the loop's counts, the planned sets, and the kernel's rule
+    /// counters (one dump of the table's rules; skipped, and said so, when it fails).
+    private func writeMetrics() {
+        guard let metricsFile else { return }
+        var counters: [RuleCounter]?
+        do {
+            counters = try reconciler.backend.counters(table: reconciler.table)
+        } catch {
+            logger.warning("metrics: cannot read the rule counters: \(error)")
+        }
+        let text = MetricsText.render(metrics, desired: desired, counters: counters, audit: nil,
+                                      nftablesGeneration: reconciler.generation)
+        do {
+            try metricsFile.write(text)
+        } catch {
+            logger.warning("metrics: \(error)")
         }
     }
 

@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// Replaces a small file atomically: a temporary file beside the target is written, fsynced and
+/// renamed over it, then the directory is fsynced. Readers (an operator's `status`, node_exporter's
+/// textfile collector) see the old content or the new, never a mix, and a crash mid-write leaves
+/// the old file.
+enum AtomicFile {
+    static func write(_ bytes: [UInt8], to path: FilePath, mode: mode_t = 0o644) throws {
+        let target = path.string
+        let directory = path.removingLastComponent().string.isEmpty ? "." : path.removingLastComponent().string
+        // Dot-prefixed: node_exporter's collector reads only *.prom, and a reader listing the
+        // directory skips hidden files.
+        let temporary = "\(directory)/.\(path.lastComponent?.string ?? "file").tmp.\(getpid())"
+        let fd = try retryingInterrupts("open", temporary) {
+            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        }
+        do {
+            defer { closeDescriptor(fd) }
+            // The umask must not narrow the mode: readers are other users (node_exporter).
+            _ = try retryingInterrupts("fchmod", temporary) { fchmod(fd, mode) }
+            var offset = 0
+            while offset < bytes.count {
+                let written = try retryingInterrupts("write", temporary) {
+                    bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                }
+                offset += written
+            }
+            try retryingInterrupts("fsync", temporary) { fsync(fd) }
+            try retryingInterrupts("rename", temporary) { rename(temporary, target) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        // Makes the rename itself durable. /run is tmpfs, where this is cheap; elsewhere it matters.
+        let directoryFD = try retryingInterrupts("open", directory) { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { closeDescriptor(directoryFD) }
+        try retryingInterrupts("fsync", directory) { fsync(directoryFD) }
+    }
+}
