@@ -63,8 +63,9 @@ final class LabDeployment: @unchecked Sendable {
     private(set) var groups: [String: [String]]
     private(set) var model: FlowModel
 
-    init(_ topologyName: String, enforcer: LabEnforcer = Enforcers.selected()) throws {
+    init(_ topologyName: String, strict: Bool = false, enforcer: LabEnforcer = Enforcers.selected()) throws {
         topology = try LabTopology.load(topologyName)
+        topology.strict = strict
         allRows = try CatalogJSONRow.load(catalog: topology.catalog)
         self.enforcer = enforcer
         groups = topology.configGroups()

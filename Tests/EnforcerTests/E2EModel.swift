@@ -179,6 +179,8 @@ struct LabTopology: Sendable {
     var cidrGroups: [String: [String]]
     var hosts: [LabHost]
     var replacement: Replacement?
+    /// `strict = true` in the config: each role enforces its own rows only.
+    var strict = false
 
     static func load(_ name: String) throws -> LabTopology {
         let url = E2E.e2eDir.appendingPathComponent("topologies/\(name).json")
@@ -229,7 +231,7 @@ struct LabTopology: Sendable {
             "catalog = \"\(catalog)\"",
         ]
         if let version { lines.append("version = \"\(version)\"") }
-        lines += ["features = \(list(features))", "", "[enforce]", "ingress = \"enforce\"", "egress = \"enforce\"", "", "[groups]"]
+        lines += ["features = \(list(features))"] + (strict ? ["strict = true"] : []) + ["", "[enforce]", "ingress = \"enforce\"", "egress = \"enforce\"", "", "[groups]"]
         for g in groups.keys.sorted() { lines.append("\(g) = \(list(groups[g]!))") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -257,7 +259,7 @@ struct ProbeSpec: Hashable, Sendable, Comparable {
 /// - a host without roles runs no enforcer (browsers, workers, the internet) and passes everything;
 /// - a row of role R, direction D, remote G is a flow between R's and G's members; a host with role R
 ///   allows it in direction D, and (flows, not rows) a host with a role listed in G allows it in the
-///   opposite direction;
+///   opposite direction, unless the config says `strict = true` (each role's own rows only);
 /// - `any` not listed in the config means every address; other groups are their listed addresses and CIDRs;
 /// - where `admin_ssh` has members, every enforcing host accepts them on TCP 22 (lockout failsafe);
 /// - a connection passes when the source's egress and the destination's ingress both allow it.
@@ -267,6 +269,7 @@ struct FlowModel: Sendable {
     let groups: [String: [String]]  // the config's [groups]
     let hosts: [String: LabHost]
     let roles: [String: Set<String>]
+    let strict: Bool
     /// The groups each lab address is a member of, and the rows by port (computed once: planning
     /// asks for tens of thousands of verdicts).
     private let membership: [String: Set<String>]
@@ -276,6 +279,7 @@ struct FlowModel: Sendable {
     init(allRows: [CatalogJSONRow], topology: LabTopology, groups: [String: [String]]) {
         rows = allRows.filter { $0.isActive(features: Set(topology.features), version: topology.version) }
         roleNames = Set(allRows.map(\.role))
+        strict = topology.strict
         self.groups = groups
         hosts = Dictionary(uniqueKeysWithValues: topology.hosts.map { ($0.name, $0) })
         var membership: [String: Set<String>] = [:]
@@ -311,7 +315,7 @@ struct FlowModel: Sendable {
             // Own row: this host has role R, the row's direction, the peer is in a remote group.
             if mine.contains(r.role) && r.isIngress == ingress && r.remote.contains(where: { isMember(peer, of: $0) }) {
                 ids.append(r.id)
-            } else if r.isIngress != ingress && r.remote.contains(where: { mine.contains($0) }) && isMember(peer, of: r.role) {
+            } else if !strict && r.isIngress != ingress && r.remote.contains(where: { mine.contains($0) }) && isMember(peer, of: r.role) {
                 // The other end of a row: this host holds a role the row names as its remote.
                 ids.append(r.id + "(other end)")
             }

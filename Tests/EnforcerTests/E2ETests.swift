@@ -150,6 +150,52 @@ struct E2ETests {
         #expect(unexpectedOld == 0)
     }
 
+    /// A strict deployment (each role enforces only its own rows): the fleet check, run on the
+    /// shared config before anything is enforced, names the flows one end allows and the other
+    /// blocks; once enforced, each of those connections fails in the real kernel, exactly as
+    /// predicted, and every other flow of the deployment behaves as the strict model says.
+    @Test func strictDeploymentBreaksWhereTheFleetCheckSays() throws {
+        let d = try LabDeployment("cloudcenter-standard", strict: true)
+        defer { finish(d) }
+        let bin = try E2E.fwenforcerd().path
+        let check = try LabCommand.run([bin, "check", "--topology", d.config.path, "--format", "json"])
+        #expect(check.status == 1, "the fleet check of a strict deployment must fail: \(check.summary)")
+        struct Doc: Decodable { var findings: [TopologyFinding] }
+        struct TopologyFinding: Decodable {
+            var kind: String
+            var rows: [String]
+            var flow: Flow?
+            struct Flow: Decodable { var source, destination, `protocol`: String; var port: Int; var blockedAt: String }
+        }
+        let findings = try JSONDecoder().decode(Doc.self, from: Data(check.stdout.utf8)).findings.filter { $0.kind == "blocked-at-other-end" }
+        #expect(!findings.isEmpty)
+        let hostOf = Dictionary(d.topology.hosts.flatMap { h in h.addresses.map { ($0.address, h.name) } }, uniquingKeysWith: { a, _ in a })
+        var predicted: [PlannedProbe] = []
+        for f in findings {
+            let flow = try #require(f.flow, "finding without its flow: \(f.rows)")
+            let (src, dst) = (try #require(hostOf[flow.source]), try #require(hostOf[flow.destination]))
+            let spec = ProbeSpec(srcHost: src, src: flow.source, dstHost: dst, dst: flow.destination,
+                                 proto: flow.protocol == "any" ? "tcp" : flow.protocol, port: flow.port)
+            let v = d.model.verdict(spec)
+            #expect(!v.allow, "the check says \(spec.text) is blocked at \(flow.blockedAt) (\(f.rows)), the strict model allows it: \(v.why)")
+            predicted.append(PlannedProbe(spec: spec, expectAllow: false, why: "fleet check: \(f.rows.joined(separator: ",")) blocked at \(flow.blockedAt)", rowFlows: []))
+        }
+        let plan = ProbePlan.plan(d.model, d.topology, allRows: d.allRows)
+        // The check and the model (derived from the catalog's JSON, not the compiler) agree on
+        // which row flows are one-sided.
+        let oneSidedInModel = Set(plan.probes.filter { !$0.rowFlows.isEmpty && !$0.expectAllow }.map(\.spec))
+        #expect(Set(predicted.map(\.spec)) == oneSidedInModel,
+                "only the check: \(Set(predicted.map(\.spec)).subtracting(oneSidedInModel).map(\.text)); only the model: \(oneSidedInModel.subtracting(predicted.map(\.spec)).map(\.text))")
+        try d.enforce()
+        let unexpectedPredicted = d.report("strict fleet-check findings", try d.run(predicted)).count
+        #expect(unexpectedPredicted == 0, "flows the fleet check said would break did not")
+        // Every other flow as the strict model says (row flows the model refuses are the one-sided ones).
+        let unexpected = d.report("cloudcenter-standard strict", try d.run(plan.probes)).count
+        #expect(unexpected == 0)
+        print("E2E strict: the fleet check named \(findings.count) one-sided flows (\(Set(findings.flatMap(\.rows)).count) rows); "
+              + "all blocked in the kernel; \(plan.inconsistent.count) row flows of the plan are one-sided in the model")
+    }
+
     // MARK: -
 
     /// Brings a topology up, enforces it, probes every planned flow, prints the counts.

@@ -23,6 +23,21 @@ public struct TopologyReport: Sendable, Hashable {
         public let message: String
         /// Catalog rows concerned.
         public let rows: [String]
+        /// For a flow one end blocks: the connection, so that automation (and the end-to-end
+        /// tests) can probe it.
+        public var flow: FlowEnds? = nil
+    }
+
+    /// A new connection between two hosts of the deployment, and which end drops it.
+    public struct FlowEnds: Sendable, Hashable, Codable {
+        public let source: String
+        public let destination: String
+        /// "tcp", "udp", or "any" (a row for every protocol, traced as TCP).
+        public let `protocol`: String
+        public let port: Int
+        /// The address whose ruleset drops the connection, and in which of its chains.
+        public let blockedAt: String
+        public let blockedDirection: String
     }
 
     /// The hosts found (an address of a role group, with the roles it resolves to).
@@ -85,7 +100,9 @@ extension TopologyReport {
                             findings.append(Finding(
                                 severity: .error, kind: .blockedAtOtherEnd,
                                 message: "\(src) -> \(dst) \(t?.rawValue ?? "any")/\(port): \(allower) (\(allowRoles.joined(separator: ","))) allows it by \(flow.rowID), \(blocker) (\(blockRoles.joined(separator: ","))) drops it at \(blocker == src ? "egress" : "ingress")",
-                                rows: [flow.rowID]))
+                                rows: [flow.rowID],
+                                flow: FlowEnds(source: "\(src)", destination: "\(dst)", protocol: t?.rawValue ?? "any", port: Int(port),
+                                               blockedAt: "\(blocker)", blockedDirection: blocker == src ? "egress" : "ingress")))
                         }
                     }
                 }
