@@ -279,6 +279,14 @@ enum NetlinkGoldens {
                 "NEWCHAIN 010000000f0001006677656e666f7263657200000a000300696e7075740000000b00070066696c746572000008000500000000001400048008000100000000010800020000000000",
                 "NEWRULE 010000000f0001006677656e666f7263657200000a000200696e7075740000002c00048028000180080001006c6f67001c000280100002006677652061756469743a20000600010000050000",
              ]),
+        // nft: counter log prefix "fwenforcer in audit: " group 6600 snaplen 128 accept comment "audit: would be dropped; reported to nflog group 6600"
+        Case(nft: "counter log prefix \"fwenforcer in audit: \" group 6600 snaplen 128 accept comment \"audit: would be dropped; reported to nflog group 6600\"", set: nil, hook: .input,
+             rule: Rule(statements: [.counter, .log(prefix: "fwenforcer in audit: ", level: .warn, group: 6600, snaplen: 128)], verdict: .accept, comment: "audit: would be dropped; reported to nflog group 6600"),
+             messages: [
+                "NEWTABLE 010000000f0001006677656e666f7263657200000800020000000000",
+                "NEWCHAIN 010000000f0001006677656e666f7263657200000a000300696e7075740000000b00070066696c746572000008000500000000001400048008000100000000010800020000000000",
+                "NEWRULE 010000000f0001006677656e666f7263657200000a000200696e70757400000084000480140001800c000100636f756e74657200040002803c000180080001006c6f6700300002801a0002006677656e666f7263657220696e2061756469743a200000000600010019c800000800030000000080300001800e000100696d6d6564696174650000001c0002800800010000000000100002800c00028008000100000000013c000700003661756469743a20776f756c642062652064726f707065643b207265706f7274656420746f206e666c6f672067726f7570203636303000",
+             ]),
         // nft: limit rate 5/second burst 10 packets log prefix "fwenforcer in drop: " level info
         Case(nft: "limit rate 5/second burst 10 packets log prefix \"fwenforcer in drop: \" level info", set: nil, hook: .input,
              rule: Rule(statements: [.limit(RateLimit(rate: 5, per: .second, burst: 10)), .log(prefix: "fwenforcer in drop: ", level: .info, group: nil)], verdict: nil),

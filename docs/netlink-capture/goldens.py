@@ -50,6 +50,8 @@ CASES = [
     ('limit rate 10/minute burst 5 packets', None, "input", 'Rule(statements: [.limit(RateLimit(rate: 10, per: .minute, burst: 5))], verdict: nil)'),
     ('log prefix "fwe drop: " level warn', None, "input", 'Rule(statements: [.log(prefix: "fwe drop: ", level: .warn, group: nil)], verdict: nil)'),
     ('log prefix "fwe audit: " group 5', None, "input", 'Rule(statements: [.log(prefix: "fwe audit: ", level: .warn, group: 5)], verdict: nil)'),
+    ('counter log prefix "fwenforcer in audit: " group 6600 snaplen 128 accept comment "audit: would be dropped; reported to nflog group 6600"', None, "input",
+     'Rule(statements: [.counter, .log(prefix: "fwenforcer in audit: ", level: .warn, group: 6600, snaplen: 128)], verdict: .accept, comment: "audit: would be dropped; reported to nflog group 6600")'),
     ('limit rate 5/second burst 10 packets log prefix "fwenforcer in drop: " level info', None, "input",
      'Rule(statements: [.limit(RateLimit(rate: 5, per: .second, burst: 10)), .log(prefix: "fwenforcer in drop: ", level: .info, group: nil)], verdict: nil)'),
     ('drop comment "CCM to CCO 8443"', None, "input", 'Rule(verdict: .drop, comment: "CCM to CCO 8443")'),

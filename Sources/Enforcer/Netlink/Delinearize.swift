@@ -138,10 +138,10 @@ enum Delinearize {
                 guard let unit = RateLimit.Unit.allKnown.first(where: { $0.seconds == unitSeconds }) else { throw fail("limit unit \(unitSeconds)") }
                 statements.append(.limit(RateLimit(rate: rate, per: unit, burst: burst ?? 0)))
                 i += 1
-            case (.log(let prefix?, let level, let group), _):
+            case (.log(let prefix?, let level, let group, let snaplen), _):
                 if let group, level == nil {
-                    statements.append(.log(prefix: prefix, level: .warn, group: group))
-                } else if let level, group == nil, let l = LogLevel.allCases.first(where: { $0.syslogValue == level }) {
+                    statements.append(.log(prefix: prefix, level: .warn, group: group, snaplen: snaplen))
+                } else if let level, group == nil, snaplen == nil, let l = LogLevel.allCases.first(where: { $0.syslogValue == level }) {
                     statements.append(.log(prefix: prefix, level: l, group: nil))
                 } else {
                     throw fail("log options")

@@ -175,8 +175,9 @@ enum Linearize {
             case .limit(let r):
                 out.expressions.append(.limit(rate: r.rate, unitSeconds: r.unit.seconds, burst: r.burst > 0 ? r.burst : nil,
                                               type: NFT_LIMIT_PKTS.rawValue, flags: 0))
-            case .log(let prefix, let level, let group):
-                out.expressions.append(.log(prefix: prefix, level: group == nil ? level.syslogValue : nil, group: group))
+            case .log(let prefix, let level, let group, let snaplen):
+                out.expressions.append(.log(prefix: prefix, level: group == nil ? level.syslogValue : nil, group: group,
+                                            snaplen: group == nil ? nil : snaplen))
             }
         }
         if let v = rule.verdict { out.expressions.append(.verdict(v)) }

@@ -81,8 +81,9 @@ public enum NftRenderer {
             return "counter"
         case .limit(let l):
             return "limit rate \(l.rate)/\(l.unit.rawValue) burst \(l.burst) packets"
-        case .log(let prefix, let level, let group):
-            if let group { return "log prefix \(quote(prefix)) group \(group)" }
+        case .log(let prefix, let level, let group, let snaplen):
+            // nft's own order: prefix, group, snaplen.
+            if let group { return "log prefix \(quote(prefix)) group \(group)" + (snaplen.map { " snaplen \($0)" } ?? "") }
             return "log prefix \(quote(prefix)) level \(level.rawValue)"
         }
     }

@@ -270,6 +270,8 @@ public enum Statement: Sendable, Hashable {
     case counter
     /// `limit rate N/unit burst B packets`: the rest of the rule runs only under the rate.
     case limit(RateLimit)
-    /// `log prefix "..." level L` (syslog), or `log prefix "..." group G` (nfnetlink_log) when `group` is set.
-    case log(prefix: String, level: LogLevel, group: UInt16?)
+    /// `log prefix "..." level L` (syslog), or `log prefix "..." group G` (nfnetlink_log) when `group` is set;
+    /// `snaplen N` (group form only) copies at most N bytes of each packet, from its network header,
+    /// to the listener.
+    case log(prefix: String, level: LogLevel, group: UInt16?, snaplen: UInt32? = nil)
 }

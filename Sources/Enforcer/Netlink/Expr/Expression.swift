@@ -14,7 +14,7 @@ enum Expression: Hashable, CustomStringConvertible {
     /// attribute nest), and the values are kernel state, never read back into the model.
     case counter
     case limit(rate: UInt64, unitSeconds: UInt64, burst: UInt32?, type: UInt32, flags: UInt32)
-    case log(prefix: String?, level: UInt32?, group: UInt16?)
+    case log(prefix: String?, level: UInt32?, group: UInt16?, snaplen: UInt32?)
     case verdict(Verdict)
     /// An expression fwenforcer does not write (found in a table someone else changed).
     case unknown(String)
@@ -53,7 +53,8 @@ enum Expression: Hashable, CustomStringConvertible {
         case .counter: break
         case .limit(let rate, let unit, let burst, let type, let flags):
             LimitExpression.configure(e, rate: rate, unitSeconds: unit, burst: burst, type: type, flags: flags)
-        case .log(let prefix, let level, let group): LogExpression.configure(e, prefix: prefix, level: level, group: group)
+        case .log(let prefix, let level, let group, let snaplen):
+            LogExpression.configure(e, prefix: prefix, level: level, group: group, snaplen: snaplen)
         case .verdict(let v): ImmediateExpression.configure(e, verdict: v)
         case .unknown(let name): preconditionFailure("cannot write unknown expression \(name)")
         }
@@ -91,8 +92,8 @@ enum Expression: Hashable, CustomStringConvertible {
         case .counter: return "[ counter ]"
         case .limit(let rate, let unit, let burst, let type, let flags):
             return "[ limit rate \(rate)/\(unit)s burst \(burst.map(String.init) ?? "-") type \(type) flags \(flags) ]"
-        case .log(let p, let l, let g):
-            return "[ log prefix \(p ?? "-") level \(l.map(String.init) ?? "-") group \(g.map(String.init) ?? "-") ]"
+        case .log(let p, let l, let g, let s):
+            return "[ log prefix \(p ?? "-") level \(l.map(String.init) ?? "-") group \(g.map(String.init) ?? "-") snaplen \(s.map(String.init) ?? "-") ]"
         case .verdict(let v): return "[ immediate reg 0 \(v.rawValue) ]"
         case .unknown(let n): return "[ \(n) ? ]"
         }
