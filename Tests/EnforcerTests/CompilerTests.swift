@@ -200,7 +200,11 @@ import Testing
         let input = r.chain(named: "input")!
         #expect(input.policy == .accept)
         #expect(input.rules.last?.verdict == .accept)
-        #expect(NftRenderer.render(r).contains("log prefix \"fwenforcer in audit: \""))
+        // Every would-be-dropped packet goes to the audit listener: no rate limit, headers only.
+        #expect(input.rules.last?.statements == [.counter, .log(prefix: "fwenforcer in audit: ", level: .warn, group: 6600, snaplen: 128)])
+        #expect(NftRenderer.render(r).contains("counter log prefix \"fwenforcer in audit: \" group 6600 snaplen 128 accept"))
+        #expect(try Self.deployment { $0 + "\n[enforce]\ningress = \"audit\"\naudit_group = 7\n" }.plan("198.18.0.20").ruleset
+            .chain(named: "input")?.rules.last?.statements.last == .log(prefix: "fwenforcer in audit: ", level: .warn, group: 7, snaplen: 128))
         #expect(Tracer(r).accepts(TracedPacket(from: IPAddress("198.18.0.40")!, to: IPAddress("198.18.0.20")!, port: 5432), at: .input))
     }
 

@@ -86,17 +86,30 @@ public enum Compiler {
         return rules
     }
 
+    /// Bytes of each would-be-dropped packet copied to the audit listener, from the network header:
+    /// an IPv6 header (40), a few extension headers and the TCP/UDP ports or ICMP type fit, and no
+    /// application data leaves the kernel.
+    public static let auditSnaplen: UInt32 = 128
+
     static func tailRules(_ direction: Direction, mode: EnforceMode, config: Config) -> [Rule] {
         let audit = mode == .audit
+        if audit {
+            // Not rate-limited: the report's counts are every packet, not a sample. The daemon's
+            // cap on distinct flows bounds its memory; a flood the listener cannot keep up with is
+            // dropped by the kernel (and counted from the sequence numbers), never by this rule.
+            // A group log has no syslog level on the wire; `.warn` is how it reads back.
+            return [Rule(statements: [.counter, .log(prefix: logPrefix(direction, audit: true), level: .warn,
+                                                     group: config.enforce.auditGroup, snaplen: auditSnaplen)],
+                         verdict: .accept, comment: auditRuleComment)]
+        }
         var rules: [Rule] = []
         if config.enforce.logDrops {
             let rate = UInt64(config.enforce.logRate)
             rules.append(Rule(statements: [.limit(RateLimit(rate: rate, per: .second, burst: UInt32(rate * 2))),
-                                           .log(prefix: logPrefix(direction, audit: audit), level: .info, group: nil)],
-                              verdict: nil, comment: audit ? "log what enforce mode would drop" : "log drops (rate-limited)"))
+                                           .log(prefix: logPrefix(direction, audit: false), level: .info, group: nil)],
+                              verdict: nil, comment: "log drops (rate-limited)"))
         }
-        rules.append(Rule(statements: [.counter], verdict: audit ? .accept : .drop,
-                          comment: audit ? auditRuleComment : denyRuleComment))
+        rules.append(Rule(statements: [.counter], verdict: .drop, comment: denyRuleComment))
         return rules
     }
 

@@ -42,7 +42,15 @@ public struct Config: Sendable, Hashable {
         public var ping: Bool = false
         /// Allow a DHCPv4/DHCPv6 client's exchanges.
         public var dhcpClient: Bool = false
+        /// The nfnetlink_log group audit mode reports would-be-dropped packets to; the daemon
+        /// listens on it. Only one listener per group and network namespace can bind it, so it
+        /// must differ from groups ulogd or other tools use on the host.
+        public var auditGroup: UInt16 = defaultAuditGroup
     }
+
+    /// `[enforce] audit_group` when not set: far from the small numbers (0, 1, 2, ...) that ulogd
+    /// and most NFLOG examples use.
+    public static let defaultAuditGroup: UInt16 = 6600
 
     public var path: String
     public var host: Host
@@ -140,7 +148,7 @@ extension Config {
         var enforce = Enforce()
         if let t = try doc.table(doc.root, "enforce", path: "enforce") {
             try doc.rejectUnknown(in: t, path: "enforce",
-                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client"])
+                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client", "audit_group"])
             for (key, keyPath) in [("ingress", \Enforce.ingress), ("egress", \Enforce.egress)] {
                 if let s = try doc.string(t, key, path: "enforce.\(key)") {
                     guard let m = EnforceMode(rawValue: s) else {
@@ -159,6 +167,12 @@ extension Config {
             if let r = try doc.int(t, "log_rate", path: "enforce.log_rate") {
                 guard (1...10_000).contains(r) else { throw doc.error("enforce.log_rate", "must be 1-10000 packets per second") }
                 enforce.logRate = r
+            }
+            if let g = try doc.int(t, "audit_group", path: "enforce.audit_group") {
+                guard (0...65535).contains(g) else {
+                    throw doc.error("enforce.audit_group", "\(g) is not an nfnetlink_log group: must be 0-65535")
+                }
+                enforce.auditGroup = UInt16(g)
             }
             enforce.ping = try doc.bool(t, "ping", path: "enforce.ping") ?? enforce.ping
             enforce.dhcpClient = try doc.bool(t, "dhcp_client", path: "enforce.dhcp_client") ?? enforce.dhcpClient
