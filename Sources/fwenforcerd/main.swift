@@ -22,7 +22,7 @@ struct Fwenforcerd: ParsableCommand {
 
         Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
         """,
-        subcommands: [Plan.self, Check.self, Apply.self, Run.self, Status.self, CatalogCommand.self],
+        subcommands: [Plan.self, Check.self, Apply.self, Run.self, Status.self, Report.self, CatalogCommand.self],
         defaultSubcommand: nil
     )
 }
@@ -174,6 +174,12 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Lock file that keeps one daemon per host.", valueName: "path"))
     var lockFile: String = InstanceLock.defaultPath.string
 
+    @Option(help: ArgumentHelp("Audit report written in audit mode (default: audit.json beside the state file).", valueName: "path"))
+    var auditReport: String?
+
+    @Option(help: ArgumentHelp("Most distinct flows the audit report keeps; packets of further flows are only counted.", valueName: "n"))
+    var auditMaxFlows: Int = 10_000
+
     @Flag(help: "Accept a config file not owned by root or writable by others (tests only).")
     var allowInsecureConfig = false
 
@@ -186,6 +192,7 @@ struct Run: ParsableCommand {
     var metricsInterval: Int = 60
 
     func validate() throws {
+        guard (1...10_000_000).contains(auditMaxFlows) else { throw ValidationError("--audit-max-flows must be 1-10000000") }
         guard (1...60_000).contains(debounceMs) else { throw ValidationError("--debounce-ms must be 1-60000") }
         guard metricsInterval >= 0 else { throw ValidationError("--metrics-interval must be 0 or more") }
         guard backstopSeconds >= 1 else { throw ValidationError("--backstop-seconds must be at least 1") }
@@ -215,6 +222,8 @@ struct Run: ParsableCommand {
         options.statePath = FilePath(stateFile)
         options.metricsPath = metricsFile.map { FilePath($0) }
         options.metricsInterval = .seconds(metricsInterval)
+        options.auditReportPath = auditReport.map { FilePath($0) }
+        options.auditMaxFlows = auditMaxFlows
         do {
             let loop = try EventLoop()
             defer { loop.close() }
@@ -270,6 +279,56 @@ struct Status: ParsableCommand {
                 let mark = expected.map { $0 == set.elements.ranges.count ? "" : " (daemon planned \($0))" } ?? ""
                 print("  set \(set.name): \(set.elements.ranges.count) elements\(mark)")
             }
+        }
+    }
+}
+
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+enum ReportDirection: String, ExpressibleByArgument, CaseIterable {
+    case `in`, out
+    var direction: Direction { self == .in ? .ingress : .egress }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what audit mode saw: the flows enforce mode would drop.",
+        discussion: """
+        Reads the report the daemon keeps while [enforce] ingress or egress is "audit": every flow \
+        (direction, source, destination, protocol, port) that the catalog does not allow, with its \
+        packet count, first and last time seen, and the groups of the peer's address. It answers \
+        "if I switch to enforce, what breaks?". Exit 1 when there is no report.
+        """)
+
+    @Option(help: "Output format.")
+    var format: ReportFormat = .table
+
+    @Option(help: ArgumentHelp("Report written by the daemon.", valueName: "path"))
+    var reportFile: String = StateFile.defaultPath.removingLastComponent().appending(DaemonOptions.auditReportName).string
+
+    @Option(help: "Only flows of this direction.")
+    var direction: ReportDirection?
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: reportFile) else {
+            printError(FileManager.default.fileExists(atPath: reportFile)
+                ? "error: cannot read \(reportFile) (permissions?)"
+                : "no audit report at \(reportFile): the daemon writes it only while [enforce] ingress or egress is \"audit\" (and after the first would-be-dropped packet)")
+            throw ExitCode(1)
+        }
+        var report: AuditReport
+        do {
+            report = try AuditReport.decode(data, path: reportFile)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        if let direction { report = report.filtered(direction.direction) }
+        switch format {
+        case .json: print(String(decoding: try report.encoded(), as: UTF8.self), terminator: "")
+        case .table: print(report.table(), terminator: "")
         }
     }
 }

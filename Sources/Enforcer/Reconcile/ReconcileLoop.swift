@@ -24,6 +24,17 @@ public struct DaemonOptions: Sendable {
     /// How often the metrics file is refreshed between events, to update the kernel's drop
     /// counters; zero refreshes it only after reconciles and config reads.
     public var metricsInterval: Duration = .seconds(60)
+    /// The audit report; nil puts `audit.json` beside the state file.
+    public var auditReportPath: FilePath?
+    /// Cap on the distinct flows the audit report keeps (memory stays bounded under a flood).
+    public var auditMaxFlows = 10_000
+
+    /// Where the audit report goes.
+    public var effectiveAuditReportPath: FilePath {
+        auditReportPath ?? statePath.removingLastComponent().appending(Self.auditReportName)
+    }
+
+    public static let auditReportName = "audit.json"
 
     public init(configPath: String) { self.configPath = configPath }
 }
@@ -46,6 +57,8 @@ public final class ReconcileLoop {
     let stateFile: StateFile
 
     private var watcher: ConfigWatcher?
+    /// Listens and counts while a direction is in audit mode.
+    private var audit: AuditRecorder?
     private var retryTimer: EventLoop.Timer?
     private var backstopTimer: EventLoop.Timer?
     private var watchdogTimer: EventLoop.Timer?
@@ -64,6 +77,16 @@ public final class ReconcileLoop {
     public private(set) var metrics = DaemonMetrics()
     private let metricsFile: MetricsFile?
     private var metricsTimer: EventLoop.Timer?
+    /// Audit mode's would-be-dropped packets per direction, flows left out of the report and
+    /// packets lost in the kernel, for status and metrics; zero when nothing was audited.
+    public var auditTotals: AuditRecorder.Totals { audit?.totals ?? AuditRecorder.Totals() }
+
+    /// The audit totals for the metrics file; nil until a direction was audited.
+    private var auditMetrics: AuditTotals? {
+        guard let audit, audit.hasCounts else { return nil }
+        let t = audit.totals
+        return AuditTotals(packets: ["ingress": t.ingressPackets, "egress": t.egressPackets], flowsLeftOut: t.leftOutFlowsEstimate)
+    }
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
                 addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
@@ -100,6 +123,8 @@ public final class ReconcileLoop {
                                     maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
             self.reload(force: false, reason: "config changed")
         }
+        audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
+                                  logger: logger)
         retryTimer = try loop.makeTimer { [unowned self] in self.retry() }
         backstopTimer = try loop.makeTimer { [unowned self] in
             self.reconciler.noteForeignChange()
@@ -122,6 +147,7 @@ public final class ReconcileLoop {
 
     private func shutdown() {
         watcher?.close()
+        audit?.close()
         for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer] { t?.invalidate() }
     }
 
@@ -207,6 +233,8 @@ public final class ReconcileLoop {
             }
             configHash = hash
             metrics.recordConfig(sha256: hash)
+            // Before the apply: the audit rule's packets need their listener bound.
+            audit?.configure(config)
             desired = plan.ruleset
             enforce(plan.ruleset, reason: reason)
         } catch {
@@ -302,7 +330,7 @@ public final class ReconcileLoop {
         } catch {
             logger.warning("metrics: cannot read the rule counters: \(error)")
         }
-        let text = MetricsText.render(metrics, desired: desired, counters: counters, audit: nil,
+        let text = MetricsText.render(metrics, desired: desired, counters: counters, audit: auditMetrics,
                                       nftablesGeneration: reconciler.generation)
         do {
             try metricsFile.write(text)
