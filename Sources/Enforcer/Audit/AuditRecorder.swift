@@ -147,7 +147,7 @@ public final class AuditRecorder {
         if let name = interfaceNames[index] { return name }
         var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
         guard if_indextoname(index, &buffer) != nil else { return nil }
-        let name = String(cString: buffer)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         interfaceNames[index] = name
         return name
     }

@@ -111,3 +111,21 @@ enum NflogWire {
         return nil
     }
 }
+
+/// Counts the packets nfnetlink_log numbered (`NFULA_SEQ`, per group) but never delivered: the
+/// kernel increments the number when it builds a packet's message, so messages dropped on a full
+/// socket queue leave gaps.
+struct NflogSequence {
+    private var last: UInt32?
+    private(set) var lost: UInt64 = 0
+
+    mutating func note(_ sequence: UInt32?) {
+        guard let sequence else { return }
+        if let last {
+            let gap = sequence &- last &- 1
+            // A gap of more than half the number space is reordering or a restart, not loss.
+            if gap < UInt32.max / 2 { lost += UInt64(gap) }
+        }
+        last = sequence
+    }
+}

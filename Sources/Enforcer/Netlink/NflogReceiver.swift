@@ -18,9 +18,9 @@ public final class NflogReceiver {
     private let socket: NetlinkSocket
     public let group: UInt16
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 17, alignment: 4)
-    private var lastSequence: UInt32?
+    private var numbering = NflogSequence()
     /// Packets the kernel numbered but could not deliver (gaps in the sequence numbers).
-    public private(set) var lostPackets: UInt64 = 0
+    public var lostPackets: UInt64 { numbering.lost }
     /// Times the socket's receive queue overflowed (ENOBUFS).
     public private(set) var overflows: UInt64 = 0
 
@@ -91,19 +91,9 @@ public final class NflogReceiver {
             }
             guard let n, n > 0 else { return }
             NflogWire.forEachPacket(in: Array(buffer.prefix(n))[...]) { packet in
-                noteSequence(packet.sequence)
+                numbering.note(packet.sequence)
                 body(packet)
             }
         }
-    }
-
-    private func noteSequence(_ sequence: UInt32?) {
-        guard let sequence else { return }
-        if let last = lastSequence {
-            let gap = sequence &- last &- 1
-            // A gap larger than half the number space is reordering or a restart, not loss.
-            if gap < UInt32.max / 2 { lostPackets += UInt64(gap) }
-        }
-        lastSequence = sequence
     }
 }
