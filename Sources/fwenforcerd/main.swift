@@ -315,7 +315,7 @@ struct Report: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: reportFile) else {
             printError(FileManager.default.fileExists(atPath: reportFile)
                 ? "error: cannot read \(reportFile) (permissions?)"
-                : "no audit report at \(reportFile): the daemon writes it only while [enforce] ingress or egress is \"audit\" (and after the first would-be-dropped packet)")
+                : "no audit report at \(reportFile): the daemon writes it only while [enforce] ingress or egress is \"audit\"")
             throw ExitCode(1)
         }
         var report: AuditReport

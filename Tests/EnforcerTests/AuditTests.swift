@@ -201,6 +201,10 @@ import Testing
         #expect(table.contains("source CCM_SA"))
         #expect(table.contains("Not listed: 1 packets of about 1 more flows"))
         #expect(table.contains("Lost: 3 packets"))
+        // A direction neither audited nor seen is not listed.
+        let ingressOnly = AuditReport(a, membership: groups, auditing: [.ingress], group: 6600, lostPackets: 0, daemonPID: 42, now: t)
+        #expect(ingressOnly.filtered(.ingress).table().contains("ingress: 2 packets in 1 flows"))
+        #expect(!ingressOnly.filtered(.ingress).table().contains("egress:"))
     }
 
     @Test func aReportFromAnotherVersionIsRefusedByName() {

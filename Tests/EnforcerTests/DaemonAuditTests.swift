@@ -103,7 +103,7 @@ struct DaemonAuditTests {
         // The kernel reads the audit rule back as planned (snaplen included): nothing to change.
         let diff = try server.exec([fwenforcerdPath, "plan", "--diff", "--config", pair.setup.path.path])
         #expect(diff.status == 0 && diff.stdout.contains("no changes"), "\(diff.stdout)\(diff.stderr)")
-        // Before any would-be-dropped packet there is nothing to report.
+        // Where there is no report, report says why.
         let none = try run([fwenforcerdPath, "report", "--report-file", pair.reportPath + ".missing"])
         #expect(none.status == 1 && none.stderr.contains("no audit report at"), "\(none.stderr)")
 

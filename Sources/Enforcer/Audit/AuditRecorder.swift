@@ -92,8 +92,9 @@ public final class AuditRecorder {
             }
         }
         if aggregator == nil { aggregator = FlowAggregator(maxFlows: maxFlows) }
-        // The report says which directions are audited: write it soon after a change, and at start.
-        if changed { writeTimer?.schedule(after: writeDelay) }
+        // The report says which directions are audited and names groups from the config: write it
+        // soon after a reload (rare), as after new packets.
+        if writeTimer?.isScheduled == false { writeTimer?.schedule(after: writeDelay) }
     }
 
     /// Writes the last counts and stops listening.

@@ -11,7 +11,7 @@ extension AuditReport {
             : "auditing \(auditing.map(\.rawValue).joined(separator: " and ")) (nflog group \(group.map(String.init) ?? "?"))"
         out.append("Would be dropped in enforce mode, counted since \(time.string(from: since)); \(mode).")
         for d in Direction.allCases {
-            guard let t = totals[d.rawValue] else { continue }
+            guard let t = totals[d.rawValue], auditing.contains(d) || t.packets > 0 else { continue }
             out.append("\(d.rawValue): \(t.packets) packets in \(t.flows) flows")
         }
         if flows.isEmpty {
