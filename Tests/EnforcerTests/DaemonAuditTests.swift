@@ -178,7 +178,8 @@ struct DaemonAuditTests {
         defer { pair.close() }
         let (server, peer) = (pair.setup.ns, pair.peer)
         let cap = 500, sent = 20_000
-        let daemon = try pair.setup.start(extra: ["--audit-max-flows", String(cap)])
+        let metrics = pair.setup.dir.appendingPathComponent("fwenforcer.prom").path
+        let daemon = try pair.setup.start(extra: ["--audit-max-flows", String(cap), "--metrics-file", metrics, "--metrics-interval", "1"])
         #expect(try Self.eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") })
         let pid = daemon.process.processIdentifier
         let before = try #require(Self.rssKiB(pid))
@@ -214,6 +215,13 @@ struct DaemonAuditTests {
         #expect(seen > UInt64(sent) * 9 / 10, "most of the flood reached the daemon")
         // Kept flows are the first ones (ports 20000...), not an arbitrary sample.
         #expect(r.flows.allSatisfy { ($0.port ?? 0) < 20_000 + UInt16(cap) + UInt16(r.lostPackets) })
+        // The metrics file carries the same totals.
+        let counted = r.totals["ingress"]?.packets ?? 0
+        #expect(Self.eventually(5) {
+            let text = (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? ""
+            return text.contains("fwenforcer_audit_would_drop_packets_total{direction=\"ingress\"} \(counted)\n")
+                && text.contains("fwenforcer_audit_flows_left_out_total \(r.leftOutFlowsEstimate)\n")
+        }, "\((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "no metrics file")")
         // Bounded: 500 flows and the 128 KiB left-out bitmap, not 20,000 flows.
         #expect(after - before < 8 * 1024, "RSS grew from \(before) to \(after) KiB")
     }
