@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates Tests/EnforcerTests/NetlinkGoldenTests.swift from what nft itself sends.
+"""Regenerates Tests/EnforcerTests/NetlinkGoldens.swift from what nft itself sends.
 
 For each case, a one-rule table is written in nft syntax and checked with `nft -c -f` inside a
 throwaway network namespace (`unshare --net`), with nlcap.so preloaded to record the batch nft
@@ -7,7 +7,7 @@ sends. The batch's messages (type and bytes after the netlink header) become the
 fwenforcer's encoder must reproduce for the equivalent `Rule`.
 
     gcc -shared -fPIC -O2 -o /tmp/nlcap.so docs/netlink-capture/nlcap.c -ldl
-    sudo python3 docs/netlink-capture/goldens.py /tmp/nlcap.so > Tests/EnforcerTests/NetlinkGoldenTests.swift
+    sudo python3 docs/netlink-capture/goldens.py /tmp/nlcap.so > Tests/EnforcerTests/NetlinkGoldens.swift
 """
 import os, struct, subprocess, sys, tempfile
 
