@@ -22,7 +22,7 @@ struct Fwenforcerd: ParsableCommand {
 
         Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
         """,
-        subcommands: [Plan.self, Check.self, Apply.self, Run.self, Status.self, Report.self, CatalogCommand.self],
+        subcommands: [Plan.self, Check.self, Apply.self, Confirm.self, Run.self, Status.self, Report.self, CatalogCommand.self, ConfirmWait.self],
         defaultSubcommand: nil
     )
 }
@@ -131,17 +131,137 @@ struct Plan: ParsableCommand {
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Enforce the config's plan once, atomically, and exit.",
-        discussion: "Reads the kernel's table, sends only the difference in one batch, and prints a one-line summary.")
+        discussion: """
+        Reads the kernel's table, sends only the difference in one batch, and prints a one-line summary.
+        With --confirm-within S the change is provisional: unless `fwenforcerd confirm` arrives within S \
+        seconds, a detached process (which survives the end of this SSH session) restores the table \
+        as it was, atomically, and logs it to syslog and beside the pending-confirmation record.
+        """)
 
     @OptionGroup var options: ConfigOptions
+
+    @Option(help: ArgumentHelp("Roll the change back unless `fwenforcerd confirm` arrives within this time.", valueName: "seconds"))
+    var confirmWithin: Int?
+
+    @Option(help: ArgumentHelp("Pending-confirmation record (with --confirm-within).", valueName: "path"))
+    var pendingFile: String = PendingFile.defaultPath.string
+
+    func validate() throws {
+        if let confirmWithin, !(1...86_400).contains(confirmWithin) {
+            throw ValidationError("--confirm-within must be 1-86400 seconds")
+        }
+    }
 
     func run() throws {
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
+        if let confirmWithin {
+            try applyProvisionally(plan, roles: roles, window: confirmWithin)
+            return
+        }
         try withBackend { backend in
             let reconciler = Reconciler(backend: backend, table: plan.ruleset.tableName)
             let outcome = try reconciler.reconcile(to: plan.ruleset)
             print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")): \(outcome.summary)")
+        }
+    }
+
+    private func applyProvisionally(_ plan: Enforcer.Plan, roles: [String], window: Int) throws {
+        let file = PendingFile(path: FilePath(pendingFile))
+        let hash = SHA256.hex(of: FileManager.default.contents(atPath: options.config) ?? Data())
+        let confirmCommand = "fwenforcerd confirm" + (file.path == PendingFile.defaultPath ? "" : " --pending-file \(file.path)")
+        try withBackend { backend in
+            let provisional = ProvisionalApply(file: file, backend: backend) {
+                try DetachedProcess.spawn(DetachedProcess.currentExecutable(), arguments: ["confirm-wait", "--pending-file", file.path.string],
+                                          standardError: file.logPath, blocked: ConfirmationWaiter.signals)
+            }
+            let result: ProvisionalApply.Result
+            do {
+                result = try provisional.apply(plan.ruleset, configPath: options.config, configSHA256: hash, window: .seconds(window))
+            } catch let e as BackendError {
+                throw e
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            switch result {
+            case .unchanged:
+                print("no changes: the kernel holds the planned ruleset; nothing to confirm")
+            case .provisional(let record, let outcome):
+                print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")) PROVISIONALLY: \(outcome.summary)")
+                print("to keep it, run within \(window) s (before \(ISO8601Format.string(record.deadline))):  \(confirmCommand)")
+                print("otherwise pid \(record.pid) restores \(record.previousDescription), and logs it to syslog and \(file.logPath)")
+            }
+        }
+    }
+}
+
+struct Confirm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Keep a provisional change (apply or run with --confirm-within) before its window ends.",
+        discussion: """
+        Signals the process that would roll the change back (SIGUSR1) and waits for it to acknowledge. \
+        Exit 0 when the change is confirmed; 1 when nothing is pending, the window has passed (the previous \
+        ruleset was restored), or no acknowledgement came.
+        """)
+
+    @Option(help: ArgumentHelp("Pending-confirmation record.", valueName: "path"))
+    var pendingFile: String = PendingFile.defaultPath.string
+
+    func run() throws {
+        let result: Confirmation.Result
+        do {
+            result = try Confirmation.confirm(PendingFile(path: FilePath(pendingFile)))
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        switch result {
+        case .confirmed(let record):
+            print("confirmed: the ruleset of \(record.configPath) (sha256 \(record.configSHA256.prefix(12))) stays enforced (\(record.applied))")
+        case .nothingPending(let why):
+            printError("nothing to confirm: \(why)")
+            throw ExitCode(1)
+        case .tooLate(let record):
+            let what = record.state == .rollbackFailed ? "the rollback failed (\(record.outcome ?? "")); the provisional ruleset may still be enforced"
+                : "\(record.previousDescription) was restored\(record.outcome.map { " (\($0))" } ?? "")"
+            printError("too late: the window ended at \(ISO8601Format.string(record.deadline)); \(what). Apply again to retry.")
+            throw ExitCode(1)
+        case .noAnswer(let record):
+            printError("no acknowledgement from pid \(record.pid) within 5 s; check `fwenforcerd status` and \(pendingFile)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// The detached process of `apply --confirm-within` (not for operators).
+struct ConfirmWait: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "confirm-wait",
+        abstract: "Wait for `fwenforcerd confirm` of a provisional apply, or roll it back (started by apply).",
+        shouldDisplay: false)
+
+    @Option var pendingFile: String
+
+    func run() throws {
+        // Blocked already by the spawner; again before any thread exists, so only the signalfd sees them.
+        try SignalMask.block(ConfirmationWaiter.signals)
+        // The operator's terminal may be gone; a write to it must not kill the waiter.
+        signal(SIGPIPE, SIG_IGN)
+        LoggingSystem.bootstrap { label in
+            MultiplexLogHandler([JournalLogHandler.standardError(label: label), SyslogLogHandler(label: label)])
+        }
+        let logger = Logger(label: "fwenforcerd confirm-wait")
+        do {
+            let backend = try NetlinkBackend()
+            defer { backend.close() }
+            let outcome = try ConfirmationWaiter(file: PendingFile(path: FilePath(pendingFile)), backend: backend, logger: logger).run()
+            if case .rollbackFailed = outcome { throw ExitCode(1) }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
         }
     }
 }
@@ -191,11 +311,21 @@ struct Run: ParsableCommand {
                                valueName: "seconds"))
     var metricsInterval: Int = 60
 
+    @Option(help: ArgumentHelp("Make each config change that changes the ruleset provisional: rolled back, and that config refused until the file changes, unless `fwenforcerd confirm` arrives within this time.",
+                               valueName: "seconds"))
+    var confirmWithin: Int?
+
+    @Option(help: ArgumentHelp("Pending-confirmation record (with --confirm-within).", valueName: "path"))
+    var pendingFile: String = PendingFile.defaultPath.string
+
     func validate() throws {
         guard (1...10_000_000).contains(auditMaxFlows) else { throw ValidationError("--audit-max-flows must be 1-10000000") }
         guard (1...60_000).contains(debounceMs) else { throw ValidationError("--debounce-ms must be 1-60000") }
         guard metricsInterval >= 0 else { throw ValidationError("--metrics-interval must be 0 or more") }
         guard backstopSeconds >= 1 else { throw ValidationError("--backstop-seconds must be at least 1") }
+        if let confirmWithin, !(1...86_400).contains(confirmWithin) {
+            throw ValidationError("--confirm-within must be 1-86400 seconds")
+        }
     }
 
     func run() throws {
@@ -224,6 +354,8 @@ struct Run: ParsableCommand {
         options.metricsInterval = .seconds(metricsInterval)
         options.auditReportPath = auditReport.map { FilePath($0) }
         options.auditMaxFlows = auditMaxFlows
+        options.confirmWithin = confirmWithin.map { .seconds($0) }
+        options.pendingPath = FilePath(pendingFile)
         do {
             let loop = try EventLoop()
             defer { loop.close() }
@@ -256,6 +388,9 @@ struct Status: ParsableCommand {
     @Option(help: "Table to read from the kernel.")
     var table: String = defaultTableName
 
+    @Option(help: ArgumentHelp("Pending-confirmation record of a provisional change.", valueName: "path"))
+    var pendingFile: String = PendingFile.defaultPath.string
+
     func run() throws {
         let state = try? StateFile(path: FilePath(stateFile)).read()
         if let state {
@@ -264,8 +399,19 @@ struct Status: ParsableCommand {
             print("config:     \(state.configPath) (sha256 \(state.configSHA256.prefix(16)))")
             print("applied at: \(state.appliedAt.map { ISO8601DateFormatter().string(from: $0) } ?? "never")")
             print("last error: \(state.lastError.map { "\($0.message) (\(ISO8601DateFormatter().string(from: $0.at)))" } ?? "none")")
+            if let refused = state.refusedConfigSHA256 {
+                print("refused:    config sha256 \(refused.prefix(16)) (not confirmed in time, rolled back; edit the file to try again)")
+            }
         } else {
             print("daemon:     no state file at \(stateFile)")
+        }
+        if let record = try? PendingFile(path: FilePath(pendingFile)).read() {
+            switch record.state {
+            case .pending:
+                print("provisional: config sha256 \(record.configSHA256.prefix(16)) (\(record.applied)); confirm before \(ISO8601Format.string(record.deadline)) with `fwenforcerd confirm`, or pid \(record.pid) (\(record.owner.rawValue)) restores \(record.previousDescription)")
+            case .rollingBack, .rolledBack, .rollbackFailed:
+                print("provisional: config sha256 \(record.configSHA256.prefix(16)) was not confirmed by \(ISO8601Format.string(record.deadline)): \(record.state.rawValue)\(record.outcome.map { " (\($0))" } ?? "")")
+            }
         }
         try withBackend { backend in
             let snapshot = try backend.read(table: table)

@@ -39,4 +39,25 @@ enum AtomicFile {
         defer { closeDescriptor(directoryFD) }
         try retryingInterrupts("fsync", directory) { fsync(directoryFD) }
     }
+
+    /// The whole file, or nil when it does not exist.
+    static func read(_ path: FilePath) throws(SystemCallError) -> [UInt8]? {
+        let target = path.string
+        let fd = open(target, O_RDONLY | O_CLOEXEC)
+        if fd == -1 {
+            if errno == ENOENT { return nil }
+            throw SystemCallError(call: "open", subject: target, code: Errno(rawValue: errno))
+        }
+        defer { closeDescriptor(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = try retryingInterrupts("read", target) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+        }
+        return bytes
+    }
 }

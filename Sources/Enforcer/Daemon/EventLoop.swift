@@ -328,8 +328,8 @@ extension EventLoop {
 /// The signal mask of the calling thread, which threads created afterwards inherit.
 public enum SignalMask {
     /// The signals `fwenforcerd run` handles through its event loop: SIGHUP reloads, SIGTERM and
-    /// SIGINT stop.
-    public static let daemonSignals: [Int32] = [SIGHUP, SIGTERM, SIGINT]
+    /// SIGINT stop, SIGUSR1 confirms a provisional change (`fwenforcerd confirm`).
+    public static let daemonSignals: [Int32] = [SIGHUP, SIGTERM, SIGINT, SIGUSR1]
 
     /// Blocks `signals` on the calling thread. Call it first thing in `main`, before anything starts
     /// a thread, so that no thread takes these signals the ordinary way and the loop's signalfd gets

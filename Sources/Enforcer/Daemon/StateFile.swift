@@ -34,10 +34,16 @@ public struct EnforcedState: Codable, Sendable, Equatable {
     public var setElementCounts: [String: Int]
     /// The daemon that wrote the file.
     public var daemonPID: Int32
+    /// While the enforced ruleset is provisional (`run --confirm-within`): when it is rolled back
+    /// unless `fwenforcerd confirm` arrives. Absent in files written before provisional apply existed.
+    public var confirmBy: Date?
+    /// A config whose provisional ruleset was rolled back: refused until the file's content changes.
+    public var refusedConfigSHA256: String?
 
     public init(
         configPath: String, configSHA256: String, appliedAt: Date?, generation: UInt32,
-        lastError: Failure? = nil, setElementCounts: [String: Int], daemonPID: Int32 = getpid()
+        lastError: Failure? = nil, setElementCounts: [String: Int], daemonPID: Int32 = getpid(),
+        confirmBy: Date? = nil, refusedConfigSHA256: String? = nil
     ) {
         self.formatVersion = Self.currentFormatVersion
         self.configPath = configPath
@@ -47,6 +53,8 @@ public struct EnforcedState: Codable, Sendable, Equatable {
         self.lastError = lastError
         self.setElementCounts = setElementCounts
         self.daemonPID = daemonPID
+        self.confirmBy = confirmBy
+        self.refusedConfigSHA256 = refusedConfigSHA256
     }
 }
 
@@ -77,28 +85,13 @@ public struct StateFile: Sendable {
         encoder.dateEncodingStrategy = .iso8601
         var bytes = Array(try encoder.encode(state))
         bytes.append(UInt8(ascii: "\n"))
-
         try AtomicFile.write(bytes, to: path)
     }
 
     /// The state last written, or nil when there is no state file (the daemon never applied on this boot).
     public func read() throws -> EnforcedState? {
         let target = path.string
-        let fd = open(target, O_RDONLY | O_CLOEXEC)
-        if fd == -1 {
-            if errno == ENOENT { return nil }
-            throw SystemCallError(call: "open", subject: target, code: Errno(rawValue: errno))
-        }
-        defer { closeDescriptor(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = try retryingInterrupts("read", target) {
-                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-        }
+        guard let bytes = try AtomicFile.read(path) else { return nil }
         struct Version: Decodable { var formatVersion: Int }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601

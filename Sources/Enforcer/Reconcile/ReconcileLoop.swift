@@ -35,6 +35,11 @@ public struct DaemonOptions: Sendable {
     }
 
     public static let auditReportName = "audit.json"
+    /// Makes every config change that changes the ruleset provisional: it is rolled back, and that
+    /// config content refused, unless SIGUSR1 (`fwenforcerd confirm`) arrives within this time.
+    public var confirmWithin: Duration?
+    /// The pending-confirmation record `fwenforcerd confirm` reads.
+    public var pendingPath: FilePath = PendingFile.defaultPath
 
     public init(configPath: String) { self.configPath = configPath }
 }
@@ -55,6 +60,7 @@ public final class ReconcileLoop {
     let notifier: SystemdNotifier
     let logger: Logger
     let stateFile: StateFile
+    let pendingFile: PendingFile
 
     private var watcher: ConfigWatcher?
     /// Listens and counts while a direction is in audit mode.
@@ -62,6 +68,7 @@ public final class ReconcileLoop {
     private var retryTimer: EventLoop.Timer?
     private var backstopTimer: EventLoop.Timer?
     private var watchdogTimer: EventLoop.Timer?
+    private var confirmTimer: EventLoop.Timer?
     private var retryDelay: Duration = .seconds(1)
     /// Directory warnings already logged: a ConfigMap volume (mode 0777) would repeat them on every reload.
     private var loggedDirectoryWarnings = Set<String>()
@@ -87,6 +94,18 @@ public final class ReconcileLoop {
         let t = audit.totals
         return AuditTotals(packets: ["ingress": t.ingressPackets, "egress": t.egressPackets], flowsLeftOut: t.leftOutFlowsEstimate)
     }
+    /// A config change waiting for `fwenforcerd confirm` (with `confirmWithin`).
+    private struct Provisional {
+        var configHash: String
+        var record: PendingConfirmation
+        /// What a rollback restores (nil: no table), and the config it was planned from.
+        var previous: Ruleset?
+        var previousHash: String?
+    }
+    private var provisional: Provisional?
+    /// A config whose provisional ruleset was rolled back: refused until the file's content changes,
+    /// so neither SIGHUP, the backstop nor a restart of the daemon puts it back.
+    public private(set) var refusedHash: String?
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
                 addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
@@ -100,6 +119,7 @@ public final class ReconcileLoop {
         self.logger = logger
         self.stateFile = StateFile(path: options.statePath)
         self.metricsFile = options.metricsPath.map(MetricsFile.init)
+        self.pendingFile = PendingFile(path: options.pendingPath)
     }
 
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
@@ -135,6 +155,12 @@ public final class ReconcileLoop {
             metricsTimer = try loop.makeTimer { [unowned self] in self.writeMetrics() }
             metricsTimer?.schedule(after: options.metricsInterval, repeating: options.metricsInterval)
         }
+        confirmTimer = try loop.makeTimer { [unowned self] in
+            self.rollBack(reason: "not confirmed within \(self.options.confirmWithin ?? .zero)")
+        }
+        // A refusal outlives a restart: otherwise restarting the daemon would enforce, unconfirmed,
+        // the config that was just rolled back.
+        refusedHash = (try? stateFile.read())?.refusedConfigSHA256
         watchdogTimer = try notifier.scheduleWatchdog(on: loop) { [logger] error in
             logger.warning("watchdog ping failed: \(error)")
         }
@@ -148,7 +174,7 @@ public final class ReconcileLoop {
     private func shutdown() {
         watcher?.close()
         audit?.close()
-        for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer] { t?.invalidate() }
+        for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer, confirmTimer] { t?.invalidate() }
     }
 
     // MARK: - events
@@ -160,8 +186,12 @@ public final class ReconcileLoop {
             reconciler.noteForeignChange()
             reload(force: true, reason: "SIGHUP")
             notify { try $0.ready(status: self.statusLine()) }
+        case SIGUSR1:
+            confirm()
         default:
             notify { try $0.stopping(status: "stopping") }
+            // An unconfirmed change must not outlive the process that owns its window.
+            if provisional != nil { rollBack(reason: "the daemon is stopping before a confirmation") }
             if options.removeOnExit {
                 do {
                     try reconciler.remove()
@@ -219,6 +249,17 @@ public final class ReconcileLoop {
             }
             let hash = SHA256.hex(of: data)
             if !force && hash == configHash && desired != nil { return }
+            if let refused = refusedHash {
+                if hash == refused {
+                    if force && reason != "backstop" {
+                        logger.info("config \(path) (sha256 \(hash.prefix(12))) stays refused: it was rolled back for want of a confirmation; change the file to try again")
+                    }
+                    // The backstop still checks the kernel against what is enforced.
+                    if force, let desired { enforce(desired, reason: reason) }
+                    return
+                }
+                refusedHash = nil
+            }
             let config = try Config.parse(text: String(decoding: data, as: UTF8.self), file: path)
             autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
@@ -230,6 +271,9 @@ public final class ReconcileLoop {
             let plan = Compiler.compile(config: config, roles: roles)
             if hash != configHash {
                 logger.info("config \(path) (sha256 \(hash.prefix(12))): roles \(roles.joined(separator: ", "))")
+            }
+            if let window = options.confirmWithin, reason != "start" {
+                beginProvisional(plan.ruleset, hash: hash, window: window)
             }
             configHash = hash
             metrics.recordConfig(sha256: hash)
@@ -248,7 +292,8 @@ public final class ReconcileLoop {
         }
     }
 
-    func enforce(_ ruleset: Ruleset, reason: String) {
+    @discardableResult
+    func enforce(_ ruleset: Ruleset, reason: String) -> Reconciler.Outcome? {
         // Take the monitor's news first, so the pass knows the current generation.
         if monitor != nil { drainQuietly() }
         let start = ContinuousClock.now
@@ -268,6 +313,7 @@ public final class ReconcileLoop {
             writeState()
             writeMetrics()
             notify { try $0.status(self.statusLine()) }
+            return outcome
         } catch {
             metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
@@ -277,6 +323,7 @@ public final class ReconcileLoop {
             writeState()
             writeMetrics()
             notify { try $0.status("reconcile failed: \(error)") }
+            return nil
         }
     }
 
@@ -297,12 +344,118 @@ public final class ReconcileLoop {
         }
     }
 
+    // MARK: - provisional changes
+
+    /// Called before `ruleset` (the plan of config `hash`) is enforced: opens a confirmation window
+    /// when it changes what the kernel holds. A newer change within a window gets a window of its
+    /// own, and a rollback still restores the last confirmed ruleset; a change back to that ruleset
+    /// closes the window.
+    private func beginProvisional(_ ruleset: Ruleset, hash: String, window: Duration) {
+        let previous: Ruleset?, previousHash: String?
+        if let p = provisional {
+            // The same content read again (SIGHUP, backstop, address change): the window runs on.
+            if hash == p.configHash { return }
+            (previous, previousHash) = (p.previous, p.previousHash)
+        } else if let desired, lastError == nil {
+            // The kernel holds `desired` (drift is repaired as it happens), so it need not be dumped.
+            (previous, previousHash) = (desired, configHash)
+        } else {
+            // No valid config yet, or the last pass failed: what comes back is what the kernel holds.
+            do {
+                (previous, previousHash) = (try reconciler.backend.read(table: reconciler.table).ruleset, nil)
+            } catch {
+                logger.error("cannot read table \(reconciler.table) to make config sha256 \(hash.prefix(12)) provisional (\(error)); it is enforced unconfirmed")
+                return
+            }
+        }
+        let tx = Diff.transaction(from: previous, to: ruleset)
+        guard !tx.operations.isEmpty else {
+            if provisional != nil {
+                endProvisional()
+                logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) plans the confirmed ruleset again: nothing to confirm")
+            }
+            return
+        }
+        let record = PendingConfirmation(owner: .daemon, table: reconciler.table, deadline: PendingConfirmation.deadline(after: window),
+                                         configPath: options.configPath, configSHA256: hash,
+                                         applied: Reconciler.describe(tx).joined(separator: ", "),
+                                         previousConfigSHA256: previousHash, previous: previous)
+        if let other = try? pendingFile.read(), other.state == .pending, other.pid != getpid(), other.ownerIsAlive {
+            logger.warning("pending-confirmation record \(pendingFile.path) of pid \(other.pid) replaced by this daemon's")
+        }
+        do {
+            try pendingFile.write(record)
+        } catch {
+            logger.error("\(error); `fwenforcerd confirm` cannot find this change, send SIGUSR1 to pid \(getpid()) instead")
+        }
+        provisional = Provisional(configHash: hash, record: record, previous: previous, previousHash: previousHash)
+        confirmTimer?.schedule(after: .milliseconds(Int64(max(0, record.deadline.timeIntervalSinceNow) * 1000)))
+        logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) is provisional: run `fwenforcerd confirm` before \(ISO8601Format.string(record.deadline)), or \(previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription) comes back")
+    }
+
+    /// SIGUSR1: keeps the provisional ruleset.
+    func confirm() {
+        guard let p = provisional else {
+            logger.notice("SIGUSR1: nothing to confirm")
+            return
+        }
+        endProvisional()
+        logger.notice("confirmed: config \(options.configPath) (sha256 \(p.configHash.prefix(12))) stays enforced")
+        writeState()
+        notify { try $0.status(self.statusLine()) }
+    }
+
+    private func endProvisional() {
+        provisional = nil
+        confirmTimer?.cancel()
+        if let r = try? pendingFile.read(), r.pid == getpid() { pendingFile.remove() }
+    }
+
+    /// The window passed (or the daemon stops) without a confirmation: restores the previous
+    /// ruleset and refuses the unconfirmed config until the file changes.
+    func rollBack(reason: String) {
+        guard let p = provisional else { return }
+        provisional = nil
+        confirmTimer?.cancel()
+        var record = p.record
+        record.state = .rollingBack
+        try? pendingFile.write(record)
+        logger.error("config \(options.configPath) (sha256 \(p.configHash.prefix(12))) \(reason): restoring \(p.previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription); sha256 \(p.configHash.prefix(12)) is refused until the file changes")
+        refusedHash = p.configHash
+        configHash = p.previousHash
+        desired = p.previous
+        if let previous = p.previous {
+            let outcome = enforce(previous, reason: "rollback")
+            record.state = outcome == nil ? .rollbackFailed : .rolledBack
+            record.outcome = outcome?.summary ?? lastError?.message
+        } else {
+            do {
+                try reconciler.remove()
+                record.state = .rolledBack
+                record.outcome = "table \(reconciler.table) deleted (there was none before)"
+                logger.notice("reconcile (rollback): \(record.outcome!)")
+            } catch {
+                record.state = .rollbackFailed
+                record.outcome = "\(error)"
+                logger.error("reconcile (rollback) failed: \(error)")
+            }
+        }
+        try? pendingFile.write(record)
+        writeState()
+        notify { try $0.status(self.statusLine()) }
+    }
+
     // MARK: - state
 
     func statusLine() -> String {
-        guard let desired else { return "no valid config yet: \(lastError?.message ?? "")" }
+        guard let desired else {
+            if let r = refusedHash { return "no table enforced; refused config sha256 \(r.prefix(12)) (rolled back)" }
+            return "no valid config yet: \(lastError?.message ?? "")"
+        }
         let elements = desired.sets.reduce(0) { $0 + $1.elements.ranges.count }
         var s = "enforcing \(desired.chains.count) chains, \(desired.sets.count) sets, \(elements) elements"
+        if let p = provisional { s += "; provisional config sha256 \(p.configHash.prefix(12)) until \(ISO8601Format.string(p.record.deadline)) (fwenforcerd confirm)" }
+        if let r = refusedHash { s += "; refused config sha256 \(r.prefix(12)) (rolled back)" }
         if let e = lastError { s += "; last error: \(e.message)" }
         return s
     }
@@ -312,7 +465,8 @@ public final class ReconcileLoop {
         for s in desired?.sets ?? [] { counts[s.name] = s.elements.ranges.count }
         let state = EnforcedState(configPath: options.configPath, configSHA256: configHash ?? "",
                                   appliedAt: appliedAt, generation: reconciler.generation ?? 0,
-                                  lastError: lastError, setElementCounts: counts)
+                                  lastError: lastError, setElementCounts: counts,
+                                  confirmBy: provisional?.record.deadline, refusedConfigSHA256: refusedHash)
         do {
             try stateFile.write(state)
         } catch {

@@ -6,7 +6,10 @@ public let defaultTableName = "fwenforcer"
 ///
 /// Order is part of the value: sets are sorted by name, chains are `input` then `output`, and rules
 /// keep the order the compiler gives them (first match wins in a chain).
-public struct Ruleset: Sendable, Hashable {
+///
+/// It is `Codable` so that a provisional apply can keep the ruleset it would restore on disk
+/// (`PendingConfirmation`), for the process that restores it.
+public struct Ruleset: Sendable, Hashable, Codable {
     public var tableName: String
     public var sets: [NamedSet]
     public var chains: [Chain]
@@ -23,7 +26,7 @@ public struct Ruleset: Sendable, Hashable {
 
 /// A named set of addresses of one family, one per (group, family).
 /// `interval` sets hold ranges and prefixes; the others only single addresses (a hash set in the kernel).
-public struct NamedSet: Sendable, Hashable {
+public struct NamedSet: Sendable, Hashable, Codable {
     public var name: String
     public var family: AddressFamily
     public var interval: Bool
@@ -53,7 +56,7 @@ public enum Verdict: String, Sendable, Hashable, Codable {
 }
 
 /// A base chain of type `filter` on `hook`.
-public struct Chain: Sendable, Hashable {
+public struct Chain: Sendable, Hashable, Codable {
     public var name: String
     public var hook: Hook
     /// Netfilter priority; 0 is nft's `filter`.
@@ -72,7 +75,7 @@ public struct Chain: Sendable, Hashable {
 
 /// One rule: all `matches` must hold; then `statements` run in order; then `verdict` (if any) ends
 /// the packet's walk of the chain.
-public struct Rule: Sendable, Hashable {
+public struct Rule: Sendable, Hashable, Codable {
     public var matches: [Match]
     public var statements: [Statement]
     public var verdict: Verdict?
@@ -123,7 +126,7 @@ public enum CtState: String, Sendable, Hashable, Comparable, Codable, CaseIterab
 }
 
 /// A closed port range; a single port has `first == last`.
-public struct PortRange: Sendable, Hashable, Comparable, CustomStringConvertible {
+public struct PortRange: Sendable, Hashable, Comparable, CustomStringConvertible, Codable {
     public let first: UInt16
     public let last: UInt16
 
@@ -218,7 +221,7 @@ public enum ICMPType: String, Sendable, Hashable, Comparable, Codable, CaseItera
 
 /// What a rule matches on. Each case is one nft match and a fixed expression sequence on the wire;
 /// implicit protocol dependencies (`meta nfproto`, `meta l4proto`) are the encoder's business.
-public enum Match: Sendable, Hashable {
+public enum Match: Sendable, Hashable, Codable {
     /// `iifname "lo"` (input) or `oifname "lo"` (output).
     case interface(Hook, String)
     /// `ct state established,related`: true when any listed state holds.
@@ -246,7 +249,7 @@ public enum LogLevel: String, Sendable, Hashable, Codable, CaseIterable {
 }
 
 /// A rate for `limit rate N/unit burst B packets`.
-public struct RateLimit: Sendable, Hashable {
+public struct RateLimit: Sendable, Hashable, Codable {
     public enum Unit: String, Sendable, Hashable, Codable {
         case second, minute, hour, day
         public var seconds: UInt64 {
@@ -265,7 +268,7 @@ public struct RateLimit: Sendable, Hashable {
 }
 
 /// Non-terminal statements of a rule.
-public enum Statement: Sendable, Hashable {
+public enum Statement: Sendable, Hashable, Codable {
     /// `counter`. Its packet/byte values are kernel state and are not part of the model.
     case counter
     /// `limit rate N/unit burst B packets`: the rest of the rule runs only under the rate.

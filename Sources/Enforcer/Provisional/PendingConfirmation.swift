@@ -1,0 +1,160 @@
+#if os(Linux)
+import FoundationEssentials
+import Glibc
+import SystemPackage
+
+/// A ruleset change that is rolled back unless `fwenforcerd confirm` arrives in time: the one record
+/// the CLI (`apply --confirm-within`) and the daemon (`run --confirm-within`) share with `confirm`.
+///
+/// The process named by `pid` owns the window: it takes SIGUSR1 as the confirmation, and at the
+/// deadline restores `previous` itself. The record is removed when the change is confirmed (that
+/// removal is the acknowledgement `confirm` waits for), and kept with state `rolled-back` after a
+/// rollback, so that a late `confirm` can say what happened instead of "nothing pending".
+public struct PendingConfirmation: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        /// Waiting for `fwenforcerd confirm`.
+        case pending
+        /// The deadline passed; the previous ruleset is being restored. A confirmation is too late.
+        case rollingBack = "rolling-back"
+        /// The previous ruleset was restored (see `outcome`).
+        case rolledBack = "rolled-back"
+        /// The restore failed (see `outcome`): the provisional ruleset may still be enforced.
+        case rollbackFailed = "rollback-failed"
+    }
+
+    /// Who owns the window.
+    public enum Owner: String, Codable, Sendable {
+        /// The detached waiter of `fwenforcerd apply --confirm-within`.
+        case apply
+        /// `fwenforcerd run --confirm-within`.
+        case daemon
+    }
+
+    /// Bumped when a field changes meaning; readers refuse versions they do not know.
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    public var state: State
+    /// The process that takes SIGUSR1 and rolls back.
+    public var pid: Int32
+    public var owner: Owner
+    public var table: String
+    public var appliedAt: Date
+    /// The end of the window.
+    public var deadline: Date
+    public var configPath: String
+    /// ``SHA256`` of the config bytes whose ruleset is provisional, as hex.
+    public var configSHA256: String
+    /// What the provisional change did, in the words of a reconcile line (`CCM_SA_v4 +1 -1, rules unchanged`).
+    public var applied: String
+    /// The config the previous ruleset came from, when known (the daemon knows it, `apply` does not).
+    public var previousConfigSHA256: String?
+    /// What a rollback restores: the table as the kernel held it before the change; nil when there
+    /// was no table (a rollback deletes it).
+    public var previous: Ruleset?
+    /// What the rollback did, or why it failed.
+    public var outcome: String?
+
+    public init(state: State = .pending, pid: Int32 = getpid(), owner: Owner, table: String, appliedAt: Date = Date(),
+                deadline: Date, configPath: String, configSHA256: String, applied: String,
+                previousConfigSHA256: String? = nil, previous: Ruleset?) {
+        self.formatVersion = Self.currentFormatVersion
+        self.state = state
+        self.pid = pid
+        self.owner = owner
+        self.table = table
+        self.appliedAt = appliedAt
+        self.deadline = deadline
+        self.configPath = configPath
+        self.configSHA256 = configSHA256
+        self.applied = applied
+        self.previousConfigSHA256 = previousConfigSHA256
+        self.previous = previous
+    }
+
+    /// The end of a window of `window` from now, rounded up to a whole second: the record stores
+    /// whole seconds, and the window must not end before the time the operator was shown.
+    public static func deadline(after window: Duration) -> Date {
+        let seconds = Double(window.components.seconds) + Double(window.components.attoseconds) / 1e18
+        return Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + seconds).rounded(.up))
+    }
+
+    /// "table fwenforcer as it was (2 chains, 31 rules, 12 sets)" or "no table".
+    public var previousDescription: String {
+        guard let previous else { return "no table inet \(table) (it is deleted)" }
+        let rules = previous.chains.reduce(0) { $0 + $1.rules.count }
+        return "table inet \(table) as it was (\(previous.chains.count) chains, \(rules) rules, \(previous.sets.count) sets)"
+    }
+
+    /// Whether the owner of the window is still there: the pid exists and is an fwenforcerd (a pid
+    /// reused by another program must never get a SIGUSR1, whose default action kills it).
+    public var ownerIsAlive: Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let comm = try? AtomicFile.read(FilePath("/proc/\(pid)/comm")) else { return false }
+        return String(decoding: comm, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "fwenforcerd"
+    }
+}
+
+/// The pending-confirmation record could not be used.
+public struct PendingFileError: Error, Equatable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+
+    public var description: String { "pending-confirmation record \(path): \(reason)" }
+}
+
+/// The file holding a ``PendingConfirmation``, replaced atomically (see ``AtomicFile``).
+public struct PendingFile: Sendable {
+    /// Beside the state file, in the daemon's `RuntimeDirectory=`: /run is emptied at boot, as the
+    /// kernel's ruleset is, so a record never outlives the ruleset it is about.
+    public static let defaultPath: FilePath = "/run/fwenforcer/pending.json"
+
+    public let path: FilePath
+
+    public init(path: FilePath = defaultPath) {
+        self.path = path
+    }
+
+    /// Where a detached `apply --confirm-within` waiter writes its log lines (besides syslog).
+    public var logPath: FilePath {
+        let directory = path.removingLastComponent()
+        return (directory.string.isEmpty ? FilePath(".") : directory).appending("provisional.log")
+    }
+
+    /// Mode 0600: the record holds the previous ruleset, which is as private as the config.
+    public func write(_ record: PendingConfirmation) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        var bytes = Array(try encoder.encode(record))
+        bytes.append(UInt8(ascii: "\n"))
+        try AtomicFile.write(bytes, to: path, mode: 0o600)
+    }
+
+    /// The record, or nil when there is none.
+    public func read() throws -> PendingConfirmation? {
+        guard let bytes = try AtomicFile.read(path) else { return nil }
+        struct Version: Decodable { var formatVersion: Int }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let data = Data(bytes)
+        guard let version = try? decoder.decode(Version.self, from: data).formatVersion else {
+            throw PendingFileError(path: path.string, reason: "not a fwenforcer pending-confirmation record")
+        }
+        guard version == PendingConfirmation.currentFormatVersion else {
+            throw PendingFileError(path: path.string,
+                                   reason: "format version \(version), this fwenforcerd reads \(PendingConfirmation.currentFormatVersion)")
+        }
+        do {
+            return try decoder.decode(PendingConfirmation.self, from: data)
+        } catch {
+            throw PendingFileError(path: path.string, reason: "unreadable (\(error))")
+        }
+    }
+
+    /// Removes the record; no error when it is already gone.
+    public func remove() {
+        unlink(path.string)
+    }
+}
+#endif
