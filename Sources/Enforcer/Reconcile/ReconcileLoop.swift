@@ -156,7 +156,7 @@ public final class ReconcileLoop {
             metricsTimer?.schedule(after: options.metricsInterval, repeating: options.metricsInterval)
         }
         confirmTimer = try loop.makeTimer { [unowned self] in
-            self.rollBack(reason: "not confirmed within \(self.options.confirmWithin ?? .zero)")
+            self.rollBack(reason: "not confirmed within \(self.options.confirmWithin?.components.seconds ?? 0) s")
         }
         // A refusal outlives a restart: otherwise restarting the daemon would enforce, unconfirmed,
         // the config that was just rolled back.
