@@ -112,6 +112,46 @@ import Testing
         #expect(t.accepts(TracedPacket(from: IPAddress("198.19.0.9")!, to: IPAddress("198.18.1.7")!, port: 22), at: .input))
     }
 
+    /// Lockout protection, exhaustively: for every role of both catalogs (and all roles at once),
+    /// every feature set and ingress mode, the emitted ruleset lets admin_ssh (IPv4 and IPv6) open
+    /// TCP 22, keep it open, and get the replies out, even where the catalog has no SSH row.
+    @Test(arguments: ["cloudcenter", "cloudify"])
+    func everyEmittedRulesetKeepsAdminSSH(catalogName: String) throws {
+        let catalog = try Catalog.load(catalogName)
+        let features = catalog.features.map { "\"\($0.name)\"" }.joined(separator: ", ")
+        let admins = [("198.19.0.9", "198.18.0.7"), ("fd00:19::9", "fd00:18::7")]
+        var rulesets = 0
+        for roles in catalog.roles.map({ [$0.name] }) + [catalog.roles.map(\.name)] {
+            for featureList in ["", features] {
+                for ingress in ["enforce", "audit"] {
+                    let config = try Config.parse(text: """
+                        [host]
+                        roles = [\(roles.map { "\"\($0)\"" }.joined(separator: ", "))]
+                        catalog = "\(catalogName)"
+                        features = [\(featureList)]
+                        [enforce]
+                        ingress = "\(ingress)"
+                        [groups]
+                        admin_ssh = ["198.19.0.0/24", "fd00:19::/64"]
+                        """, file: "failsafe.conf")
+                    let tracer = Tracer(Compiler.compile(config: config, roles: roles).ruleset)
+                    rulesets += 1
+                    for (admin, host) in admins {
+                        let (a, h) = (IPAddress(admin)!, IPAddress(host)!)
+                        let context = "\(catalogName) \(roles.count == 1 ? roles[0] : "all roles") features [\(featureList)] ingress \(ingress) from \(admin)"
+                        #expect(tracer.trace(TracedPacket(from: a, to: h, port: 22), hook: .input).verdict == .accept, "\(context)")
+                        #expect(tracer.accepts(TracedPacket(from: a, to: h, port: 22, conntrack: .establishedOriginal), at: .input), "\(context)")
+                        #expect(tracer.accepts(TracedPacket(from: h, to: a, sourcePort: 22, port: 40000, conntrack: .reply), at: .output), "\(context)")
+                        // Accepted by a rule, not by audit mode's accept-all tail.
+                        let decided = tracer.trace(TracedPacket(from: a, to: h, port: 22), hook: .input)
+                        #expect(decided.ruleIndex != nil && decided.comment != "audit: would be dropped", "\(context): decided by \(decided.comment ?? "policy")")
+                    }
+                }
+            }
+        }
+        #expect(rulesets == (catalog.roles.count + 1) * 4)
+    }
+
     @Test func cloudifyAgentsGroupIsTheOnlySource() throws {
         let text = """
             [host]
