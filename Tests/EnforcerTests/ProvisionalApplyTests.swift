@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import Enforcer
 #if canImport(Glibc)
@@ -294,5 +295,121 @@ struct ProvisionalApplyTests {
         // Interval and IPv6 elements survive as text.
         #expect(ruleset.set(named: "workers_v4")?.interval == true)
         #expect(String(decoding: try Data(contentsOf: URL(fileURLWithPath: file.path.string)), as: UTF8.self).contains("198.18.128.0-198.18.255.255"))
+    }
+}
+
+/// The daemon's confirmation windows, driven in-process against the fake kernel (the kernel test
+/// above covers signals, timers and the real table).
+@Suite struct ProvisionalDaemonTests {
+    struct Harness {
+        let dir: DaemonTemporaryDirectory
+        let backend: FakeBackend
+        let loop: EventLoop
+        let daemon: ReconcileLoop
+        var pending: PendingFile { PendingFile(path: .init(dir("pending.json"))) }
+
+        init() throws {
+            dir = try DaemonTemporaryDirectory()
+            backend = FakeBackend()
+            loop = try EventLoop()
+            var options = DaemonOptions(configPath: dir("fwenforcer.conf"))
+            options.requireSecureConfig = false
+            options.confirmWithin = .seconds(60)
+            options.statePath = .init(dir("state.json"))
+            options.pendingPath = .init(dir("pending.json"))
+            daemon = ReconcileLoop(options: options, loop: loop, backend: backend, monitor: nil,
+                                   notifier: SystemdNotifier(environment: [:]), logger: Logger(label: "test"))
+        }
+
+        func write(_ text: String, reason: String = "config changed") throws {
+            try daemonWriteInPlace(dir("fwenforcer.conf"), text)
+            daemon.reload(force: reason != "config changed", reason: reason)
+        }
+
+        func admins() throws -> [String] {
+            try backend.read(table: "fwenforcer").ruleset?.set(named: "admin_ssh_v4")?.elements.ranges.map(\.description) ?? []
+        }
+
+        func close() {
+            loop.close()
+            dir.remove()
+        }
+    }
+
+    static let a = ProvisionalApplyTests.config
+    static let b = ProvisionalApplyTests.lockout
+    static let c = ProvisionalApplyTests.lockout.replacingOccurrences(of: "198.19.10.0/24", with: "198.19.20.0/24")
+
+    @Test func theStartIsNotProvisionalAndAChangeIs() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try h.write(Self.a, reason: "start")
+        #expect(try h.pending.read() == nil)
+        try h.write(Self.b)
+        #expect(try h.admins() == ["198.19.10.0/24"])
+        let record = try #require(try h.pending.read())
+        #expect(record.owner == .daemon && record.previousConfigSHA256 == SHA256.hex(of: Array(Self.a.utf8)))
+        #expect(h.daemon.statusLine().contains("provisional config sha256 \(SHA256.hex(of: Array(Self.b.utf8)).prefix(12))"))
+    }
+
+    @Test func aSecondChangeKeepsTheConfirmedRulesetAsRollbackTarget() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try h.write(Self.a, reason: "start")
+        try h.write(Self.b)
+        try h.write(Self.c)
+        #expect(try h.admins() == ["198.19.20.0/24"])
+        #expect(try h.pending.read()?.previousConfigSHA256 == SHA256.hex(of: Array(Self.a.utf8)))
+        h.daemon.rollBack(reason: "not confirmed")
+        #expect(try h.admins() == ["198.19.0.0/24"])
+        #expect(try h.pending.read()?.state == .rolledBack)
+        #expect(h.daemon.refusedHash == SHA256.hex(of: Array(Self.c.utf8)))
+    }
+
+    @Test func theRefusedConfigStaysOutUntilTheFileChanges() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try h.write(Self.a, reason: "start")
+        try h.write(Self.b)
+        h.daemon.rollBack(reason: "not confirmed")
+        for reason in ["SIGHUP", "backstop"] {
+            h.daemon.reload(force: true, reason: reason)
+            #expect(try h.admins() == ["198.19.0.0/24"], "\(reason)")
+        }
+        // The refusal survives a restart (it is in the state file).
+        let restarted = try Harness(sharing: h)
+        restarted.daemon.reload(force: true, reason: "start")
+        #expect(try h.admins() == ["198.19.0.0/24"])
+        restarted.loop.close()
+        // A changed file is a new change; confirmed, it stays.
+        try h.write(Self.c)
+        #expect(try h.admins() == ["198.19.20.0/24"])
+        h.daemon.confirm()
+        #expect(try h.pending.read() == nil)
+        h.daemon.rollBack(reason: "not confirmed") // nothing pending: no effect
+        #expect(try h.admins() == ["198.19.20.0/24"])
+    }
+
+    @Test func changingBackToTheConfirmedRulesetClosesTheWindow() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try h.write(Self.a, reason: "start")
+        try h.write(Self.b)
+        try h.write(Self.a + "\n# same ruleset, other bytes\n")
+        #expect(try h.pending.read() == nil)
+        #expect(try h.admins() == ["198.19.0.0/24"])
+    }
+}
+
+extension ProvisionalDaemonTests.Harness {
+    /// A second daemon over the same files and fake kernel, as after a restart.
+    init(sharing other: ProvisionalDaemonTests.Harness) throws {
+        dir = other.dir
+        backend = other.backend
+        loop = try EventLoop()
+        var options = other.daemon.options
+        options.statePath = .init(dir("state.json"))
+        daemon = ReconcileLoop(options: options, loop: loop, backend: other.backend, monitor: nil,
+                               notifier: SystemdNotifier(environment: [:]), logger: Logger(label: "test"))
     }
 }

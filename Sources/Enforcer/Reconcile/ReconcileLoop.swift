@@ -120,6 +120,9 @@ public final class ReconcileLoop {
         self.stateFile = StateFile(path: options.statePath)
         self.metricsFile = options.metricsPath.map(MetricsFile.init)
         self.pendingFile = PendingFile(path: options.pendingPath)
+        // A refusal outlives a restart: otherwise restarting the daemon would enforce, unconfirmed,
+        // the config that was just rolled back.
+        self.refusedHash = (try? stateFile.read())?.refusedConfigSHA256
     }
 
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
@@ -158,9 +161,6 @@ public final class ReconcileLoop {
         confirmTimer = try loop.makeTimer { [unowned self] in
             self.rollBack(reason: "not confirmed within \(self.options.confirmWithin?.components.seconds ?? 0) s")
         }
-        // A refusal outlives a restart: otherwise restarting the daemon would enforce, unconfirmed,
-        // the config that was just rolled back.
-        refusedHash = (try? stateFile.read())?.refusedConfigSHA256
         watchdogTimer = try notifier.scheduleWatchdog(on: loop) { [logger] error in
             logger.warning("watchdog ping failed: \(error)")
         }
@@ -347,11 +347,14 @@ public final class ReconcileLoop {
     // MARK: - provisional changes
 
     /// Called before `ruleset` (the plan of config `hash`) is enforced: opens a confirmation window
-    /// when it changes what the kernel holds. A newer change within a window gets a window of its
+    /// when a new config content changes what the kernel holds. A newer change within a window gets a window of its
     /// own, and a rollback still restores the last confirmed ruleset; a change back to that ruleset
     /// closes the window.
     private func beginProvisional(_ ruleset: Ruleset, hash: String, window: Duration) {
         let previous: Ruleset?, previousHash: String?
+        // The enforced config planned again (interface addresses changed, roles = "auto"): no
+        // operator change, nothing to confirm.
+        if provisional == nil && hash == configHash { return }
         if let p = provisional {
             // The same content read again (SIGHUP, backstop, address change): the window runs on.
             if hash == p.configHash { return }
