@@ -192,6 +192,8 @@ struct ProvisionalApplyTests {
         let after = try table(host)
         #expect(after.contains("198.18.0.31"))
         let record = try #require(try PendingFile(path: .init(pending.path)).read())
+        let status = try host.exec([fwenforcerdPath, "status", "--pending-file", pending.path, "--state-file", dir.appendingPathComponent("none.json").path])
+        #expect(status.stdout.contains("provisional: config sha256 \(record.configSHA256.prefix(16)) (AMQP_v4 +1 -1, rules unchanged); confirm before"), "\(status.stdout)")
 
         let confirm = try host.exec([fwenforcerdPath, "confirm", "--pending-file", pending.path])
         #expect(confirm.status == 0 && confirm.stdout.contains("confirmed: the ruleset of \(changed.path)"), "\(confirm.stdout)\(confirm.stderr)")
@@ -207,6 +209,20 @@ struct ProvisionalApplyTests {
         let again = try host.exec([fwenforcerdPath, "apply", "--config", changed.path, "--confirm-within", "2", "--pending-file", pending.path])
         #expect(again.status == 0 && again.stdout.contains("nothing to confirm"), "\(again.stdout)")
         #expect(try PendingFile(path: .init(pending.path)).read() == nil)
+    }
+
+    /// With no table before, what comes back is no table.
+    @Test func unconfirmedFirstApplyDeletesTheTable() throws {
+        let setup = try Setup("confirm-first", config: Self.config)
+        defer { setup.close() }
+        let (host, dir) = (setup.ns, setup.dir)
+        let pending = dir.appendingPathComponent("pending.json")
+        defer { reapWaiter(pending) }
+        let apply = try host.exec([fwenforcerdPath, "apply", "--config", setup.path.path, "--confirm-within", "1", "--pending-file", pending.path])
+        #expect(apply.status == 0 && apply.stdout.contains("restores no table inet fwenforcer (it is deleted)"), "\(apply.stdout)\(apply.stderr)")
+        #expect(try host.exec(["nft", "list", "tables"]).stdout.contains("fwenforcer"))
+        #expect(try eventually(4) { try host.exec(["nft", "list", "tables"]).stdout.isEmpty })
+        #expect(try eventually { try PendingFile(path: .init(pending.path)).read()?.outcome == "table inet fwenforcer deleted (there was none before)" })
     }
 
     @Test func daemonRollsBackAnUnconfirmedConfigAndRefusesItUntilTheFileChanges() throws {
@@ -388,6 +404,16 @@ struct ProvisionalApplyTests {
         #expect(try h.pending.read() == nil)
         h.daemon.rollBack(reason: "not confirmed") // nothing pending: no effect
         #expect(try h.admins() == ["198.19.20.0/24"])
+    }
+
+    @Test func stoppingWithinTheWindowRollsBackFirst() throws {
+        let h = try Harness()
+        defer { h.close() }
+        try h.write(Self.a, reason: "start")
+        try h.write(Self.b)
+        h.daemon.handle(signal: SIGTERM)
+        #expect(try h.admins() == ["198.19.0.0/24"])
+        #expect(try StateFile(path: .init(h.dir("state.json"))).read()?.refusedConfigSHA256 == SHA256.hex(of: Array(Self.b.utf8)))
     }
 
     @Test func changingBackToTheConfirmedRulesetClosesTheWindow() throws {
