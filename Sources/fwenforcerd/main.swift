@@ -155,6 +155,11 @@ struct Apply: ParsableCommand {
     func run() throws {
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
+        if let daemon = InstanceLock.holder() {
+            printError("warning: fwenforcerd run (pid \(daemon)) enforces this host: it takes this change for drift and restores "
+                       + "the plan of its own config at once. Change that config instead (the daemon's --confirm-within makes "
+                       + "a change provisional).")
+        }
         if let confirmWithin {
             try applyProvisionally(plan, roles: roles, window: confirmWithin)
             return

@@ -1,4 +1,5 @@
 #if os(Linux)
+import Foundation
 import Glibc
 import SystemPackage
 
@@ -84,6 +85,24 @@ public final class InstanceLock {
         guard count > 0 else { return nil }
         let text = String(decoding: buffer[0..<count], as: UTF8.self)
         return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int32($0) }
+    }
+
+    /// The pid of the process holding the lock at `path`, without touching the lock: read from
+    /// /proc/locks by the file's device and inode (even a brief LOCK_NB attempt could make a daemon
+    /// starting at that instant think another one runs). Nil when nobody holds it.
+    public static func holder(at path: FilePath = defaultPath) -> Int32? {
+        var st = stat()
+        guard stat(path.string, &st) == 0, let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" (device in hex, inode in decimal).
+        let dev = UInt64(st.st_dev)
+        let (major, minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff), (dev & 0xff) | ((dev >> 12) & ~0xff))
+        let device = String(format: "%02llx:%02llx:%llu", major, minor, UInt64(st.st_ino))
+        for line in locks.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, fields[1] == "FLOCK", fields[5] == device, let pid = Int32(fields[4]) else { continue }
+            return pid
+        }
+        return nil
     }
 
     /// Gives the lock up. The file stays: removing it could let a third process lock a new file while
