@@ -6,6 +6,8 @@
 #   make plan                      deps, build, and the dry-run plan of the shipped sample config (as a CCO VM)
 #   make test                      deps, build, every test (kernel tests in namespaces they create and delete)
 #   make man completions           man page and shell completions generated from the CLI, into out/
+#   make deb                       Debian package out/fwenforcer_<VERSION>_<arch>.deb (enabled, idle until a config exists)
+#   make test-deb                  build the package, inspect it, install it into a throwaway root and run it
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -35,8 +37,10 @@ FISH_COMPLETION ?= $(wildcard out/completions/fwenforcerd.fish)
 UNIT          := deploy/fwenforcerd.service
 SAMPLE_CONFIG ?= etc/fwenforcer.conf
 CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
+# `make deb` sets this to no: a package ships the sample as an example, never as the live config.
+INSTALL_SAMPLE_CONFIG ?= yes
 
-.PHONY: build install deps plan test man completions
+.PHONY: build install deps plan test man completions deb test-deb
 
 plan: deps
 	$(SWIFT) build --product fwenforcerd
@@ -61,6 +65,14 @@ completions: build
 deps:
 	scripts/install-deps.sh
 
+# The release build and `make man completions` feed `make install DESTDIR=...`, which
+# scripts/build-deb.sh stages and wraps with dpkg-deb; the version comes from the VERSION file.
+deb: build man completions
+	scripts/build-deb.sh
+
+test-deb: deb
+	scripts/test-deb.sh
+
 build:
 	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd
 
@@ -80,7 +92,9 @@ install: build
 	rm -f "$(DESTDIR)$(UNITDIR)/.fwenforcerd.service.tmp"
 	$(INSTALL) -m 0644 $(OWNER) README.md $(wildcard docs/*.md) "$(DESTDIR)$(DOCDIR)/"
 # Never overwrite an operator's config. Mode 600 root: fwenforcerd refuses a config others can write.
-	@if [ -e "$(DESTDIR)$(CONFIG)" ]; then \
+	@if [ "$(INSTALL_SAMPLE_CONFIG)" != yes ]; then \
+		echo "sample config not installed (INSTALL_SAMPLE_CONFIG=$(INSTALL_SAMPLE_CONFIG))"; \
+	elif [ -e "$(DESTDIR)$(CONFIG)" ]; then \
 		echo "kept existing $(DESTDIR)$(CONFIG)"; \
 	else \
 		echo "$(INSTALL) -m 0600 $(OWNER) $(SAMPLE_CONFIG) $(DESTDIR)$(CONFIG)"; \

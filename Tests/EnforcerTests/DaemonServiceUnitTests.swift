@@ -58,6 +58,8 @@ import Testing
         #expect(values("Type") == ["notify"])
         #expect(values("ExecStart") == ["/usr/local/sbin/fwenforcerd run --config /etc/fwenforcer/fwenforcer.conf"])
         #expect(values("ExecReload") == ["/bin/kill -HUP $MAINPID"])
+        // Installing the package must not start enforcing before a config exists.
+        #expect(values("ConditionPathExists") == ["/etc/fwenforcer/fwenforcer.conf"])
         #expect(values("WatchdogSec") == ["30"])
         #expect(values("Restart") == ["on-failure"])
         #expect(values("DefaultDependencies") == ["no"])
