@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages fwenforcer builds and tests with, only those not installed yet, so it
-# is fast and offline when nothing is missing. Extra package names may be passed as arguments
-# (e.g. `scripts/install-deps.sh systemd` for systemd-analyze, which the unit test uses if present).
+# is fast and offline when nothing is missing. Extra package names may be passed as arguments.
 #   nftables              nft, the independent auditor the tests compare the kernel with
 #   libnftnl-dev libmnl-dev pkg-config   the CNftables module (pkg-config finds libnftnl)
 #   iproute2              ip netns / veth for the kernel tests
 #   python3 conntrack     the end-to-end probes (stdlib only) and conntrack -E, which catches leaks
 #   prometheus-node-exporter   the textfile collector the metrics test has read the daemon's file
 #                         (where systemd runs, installing it starts node_exporter on :9100)
+#   dpkg-dev              `make deb`: dpkg-shlibdeps computes the package's Depends from the binary
+#   systemd               systemd-analyze, which verifies the units (the package's, the etcd watcher's)
+#   etcd-server etcd-client   the etcd fleet example's test runs a real etcd on loopback (random ports,
+#                         its own data directory) and the watcher drives etcdctl. Installing etcd-server
+#                         on a systemd machine also enables Debian's etcd.service on 2379; the tests
+#                         do not use it.
+#   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
 set -euo pipefail
 
-packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter "$@")
+packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
+          dpkg-dev systemd etcd-server etcd-client ansible-core "$@")
 
 missing=()
 for package in "${packages[@]}"; do

@@ -7,3 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build
+# The Debian package: `make deb` reuses the release build when it is up to date (the first one takes
+# minutes), then the package is inspected and installed into a throwaway root.
+make deb
+scripts/test-deb.sh
