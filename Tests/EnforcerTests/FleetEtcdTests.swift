@@ -127,6 +127,9 @@ struct FleetEtcdTests {
                 if let prefix = (element as? [String: Any])?["prefix"] as? [String: Any] {
                     return "\(prefix["addr"] ?? "")/\(prefix["len"] ?? "")"
                 }
+                if let range = (element as? [String: Any])?["range"] as? [Any], range.count == 2 {
+                    return "\(range[0])-\(range[1])"
+                }
                 return "\(element)"
             }.sorted()
         }
@@ -165,7 +168,8 @@ struct FleetEtcdTests {
         try etcd.put("/fwenforcer/test2/members/AMQP/other", "198.18.9.9")
 
         let watcher = try Fleet.Child([Fleet.etcdWatcher, "--endpoints", etcd.endpoint, "--prefix", prefix,
-                                       "--output", config.path, "--fwenforcerd", fwenforcerdPath, "--etcdctl", Fleet.etcdctl!],
+                                       "--output", config.path, "--fwenforcerd", fwenforcerdPath, "--etcdctl", Fleet.etcdctl!,
+                                       "--on-install", "echo installed >> '\(dir.path)/hook.log'"],
                                       log: dir.appendingPathComponent("watcher.log"))
         defer { watcher.stop() }
         // Rendered at start, before any change.
@@ -195,8 +199,9 @@ struct FleetEtcdTests {
         #expect(try String(contentsOf: config, encoding: .utf8) == before)
         #expect(!daemon.logText.contains("198.18.0.300"), "the daemon saw the invalid render")
         // Fixing it installs the next version.
-        try etcd.put("\(prefix)/members/AMQP/amqp-2", "198.18.0.32")
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31", "198.18.0.32"] }, "\(watcher.logText)")
+        // (Not .32: the interval set would merge .31 and .32 into one range element.)
+        try etcd.put("\(prefix)/members/AMQP/amqp-2", "198.18.0.40")
+        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31", "198.18.0.40"] }, "\(watcher.logText)")
 
         // etcd crashes and comes back: the watcher resumes and later changes still arrive.
         etcd.crash()
@@ -209,6 +214,11 @@ struct FleetEtcdTests {
         #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4").isEmpty }, "\(watcher.logText)")
         #expect(try elements(ns, "CCM_SA_v4") == ["198.18.0.10"])
         #expect(!(try String(contentsOf: config, encoding: .utf8)).contains("198.18.9.9"))
+        // Six versions installed (start, added, replaced, fixed, two removals), the refused one not;
+        // --on-install ran once for each.
+        let installs = watcher.logText.components(separatedBy: "fwenforcer-etcd-watch: installed ").count - 1
+        let hooks = ((try? String(contentsOf: dir.appendingPathComponent("hook.log"), encoding: .utf8)) ?? "").split(separator: "\n").count
+        #expect(installs == 6 && hooks == installs, "\(installs) installs, \(hooks) hook runs: \(watcher.logText)")
         // No temporary file is left beside the config.
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }.isEmpty)
     }
