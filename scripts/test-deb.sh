@@ -107,6 +107,23 @@ if command -v systemd-analyze >/dev/null; then
     out=$(MANPATH="$root/usr/share/man" systemd-analyze verify --root="$root" /lib/systemd/system/fwenforcerd.service 2>&1) && status=0 || status=$?
     rm -f "$root/bin/kill"
     expect "systemd-analyze verify of the installed unit (exit $status, output: ${out:-none})" [ "$status" = 0 -a -z "$out" ]
+
+    # "Installing does not start enforcing": systemd evaluates the installed unit's conditions
+    # against the host's /etc, so they are evaluated in a private mount namespace whose /etc is an
+    # overlay of the host's (the host's /etc is never written), without and then with a config.
+    condition() { # condition yes|no: evaluate with or without /etc/fwenforcer/fwenforcer.conf
+        mkdir -p "$scratch/overlay-up" "$scratch/overlay-work"
+        unshare --mount --propagation private sh -c '
+            mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/overlay-up,workdir=$1/overlay-work" /etc || exit 99
+            rm -f /etc/fwenforcer/fwenforcer.conf
+            if [ "$3" = yes ]; then mkdir -p /etc/fwenforcer && cp "$4" /etc/fwenforcer/fwenforcer.conf; fi
+            systemd-analyze --root="$2" condition --unit=fwenforcerd.service 2>&1' sh "$scratch" "$root" "$1" "$example"
+    }
+    out=$(condition no) && status=0 || status=$?
+    expect "without a config, a start of the installed unit is skipped (${out//$'\n'/ })" \
+        [ "$status" = 1 -a -n "$(grep -x 'fwenforcerd.service: ConditionPathExists=/etc/fwenforcer/fwenforcer.conf failed.' <<<"$out")" ]
+    out=$(condition yes) && status=0 || status=$?
+    expect "with a config, its conditions pass (${out//$'\n'/ })" [ "$status" = 0 ]
 else
     echo "SKIP systemd-analyze verify: systemd-analyze is not installed (Debian package systemd)"
 fi
