@@ -65,10 +65,15 @@ completions: build
 deps:
 	scripts/install-deps.sh
 
-# The release build and `make man completions` feed `make install DESTDIR=...`, which
+# The release build, the man page and the completions feed `make install DESTDIR=...`, which
 # scripts/build-deb.sh stages and wraps with dpkg-deb; the version comes from the VERSION file.
-deb: build man completions
+deb: build out/man/fwenforcerd.8 completions
 	scripts/build-deb.sh
+
+# The man page only changes with the CLI's definition. `make man` runs the plugin, whose debug build
+# differs from `swift build --build-tests` and rebuilds every module: only pay for it when needed.
+out/man/fwenforcerd.8: $(wildcard Sources/fwenforcerd/*.swift)
+	$(MAKE) man
 
 test-deb: deb
 	scripts/test-deb.sh
