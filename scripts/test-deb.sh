@@ -98,6 +98,14 @@ sed "s|^catalog = \"cloudcenter\"|catalog = \"$root/usr/share/fwenforcer/catalog
 expect "installed catalog file plans like the built-in one" bash -c "'$bin' plan --config '$scratch/by-path.conf' --role CCO | cmp -s - '$scratch/plan.nft'"
 expect "installed binary: check of the example" bash -c "'$bin' check --config '$example' --role CCO >/dev/null"
 expect "installed binary needs no Swift toolchain libraries" bash -c "! ldd '$bin' | grep -qi swift"
+# The stripped release binary programs the kernel: one apply in a network namespace that exists
+# only as long as the command (unshare --net), read back with nft.
+if [[ $EUID == 0 ]] && command -v nft >/dev/null; then
+    expect "installed binary: apply in a network namespace, nft lists the table" bash -c \
+        "unshare --net sh -c \"'$bin' apply --config '$example' --role CCO >/dev/null && nft list set inet fwenforcer AMQP_v4\" | grep -q '198.18.0.30'"
+else
+    echo "SKIP apply in a network namespace: needs root and nft"
+fi
 
 if command -v systemd-analyze >/dev/null; then
     # verify checks that every command exists under --root: ExecStart's is the installed binary;
