@@ -8,6 +8,8 @@
 #   make man completions           man page and shell completions generated from the CLI, into out/
 #   make deb                       Debian package out/fwenforcer_<VERSION>_<arch>.deb (enabled, idle until a config exists)
 #   make test-deb                  build the package, inspect it, install it into a throwaway root and run it
+#   make bench                     release build, benchmark against nft (N = 10 ... 100,000, ~15 min), into bench/
+#   make bench BENCH_ARGS=--quick  a short run (N = 10, 1,000); BENCH_ARGS="--sizes 10000 --output /tmp/b" ...
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -40,7 +42,7 @@ CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
 # `make deb` sets this to no: a package ships the sample as an example, never as the live config.
 INSTALL_SAMPLE_CONFIG ?= yes
 
-.PHONY: build install deps plan test man completions deb test-deb
+.PHONY: build install deps plan test man completions deb test-deb bench
 
 plan: deps
 	$(SWIFT) build --product fwenforcerd
@@ -77,6 +79,13 @@ out/man/fwenforcerd.8: $(wildcard Sources/fwenforcerd/*.swift)
 
 test-deb: deb
 	scripts/test-deb.sh
+
+# Needs root: the benchmark programs netfilter in network namespaces of its own (docs/benchmarks.md).
+BENCH_ARGS ?=
+bench: deps
+	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd
+	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcer-bench
+	"$$($(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --show-bin-path)/fwenforcer-bench" --output bench $(BENCH_ARGS)
 
 build:
 	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd

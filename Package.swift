@@ -41,6 +41,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `make bench`: plan, apply, peer replacement, read-back and the daemon, against nft, in
+        // network namespaces of its own (docs/benchmarks.md).
+        .executableTarget(
+            name: "fwenforcer-bench",
+            dependencies: [
+                "Enforcer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "EnforcerTests",
             dependencies: ["Enforcer"]

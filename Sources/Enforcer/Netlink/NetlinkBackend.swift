@@ -308,6 +308,39 @@ public final class NetlinkBackend: Backend {
         return out
     }
 
+    /// Dumps the elements of every named set of `table` and only counts what arrives, decoding
+    /// nothing: the kernel's own cost of reading the sets back, which benchmarks hold `read` against.
+    public func rawElementDump(table: String) throws(BackendError) -> (sets: Int, bytes: Int) {
+        var interrupted = false
+        let names = try dump(NFT_MSG_GETSET, attributes: [(UInt16(NFTA_SET_TABLE.rawValue), table)], interrupted: &interrupted)
+            .compactMap(SetMessages.decode).filter { $0.table == table && !$0.isAnonymous }.map(\.name)
+        var total = 0
+        for name in names {
+            var request = ElementMessages.dumpRequest(table: table, set: name)
+            let seq = socket.reserveSequences(1)
+            for k in 0..<4 { request[8 + k] = UInt8(truncatingIfNeeded: seq >> (8 * UInt32(k))) }
+            try socket.send(request)
+            receiving: while true {
+                guard let n = try socket.receive(into: receiveBuffer, wait: true) else { continue }
+                total += n
+                var offset = 0
+                while offset + 16 <= n {
+                    let length = Int(receiveBuffer.load(fromByteOffset: offset, as: UInt32.self))
+                    let type = receiveBuffer.load(fromByteOffset: offset + 4, as: UInt16.self)
+                    let sequence = receiveBuffer.load(fromByteOffset: offset + 8, as: UInt32.self)
+                    if sequence == seq && type == UInt16(NLMSG_DONE) { break receiving }
+                    if sequence == seq && type == UInt16(NLMSG_ERROR) {
+                        let error = receiveBuffer.load(fromByteOffset: offset + 16, as: Int32.self)
+                        if error != 0 { throw .system(call: "netlink dump", Errno(rawValue: -error)) }
+                    }
+                    guard length >= 16 else { throw .protocolViolation("truncated dump message") }
+                    offset += netlinkAlign(length)
+                }
+            }
+        }
+        return (names.count, total)
+    }
+
     // MARK: - request / reply
 
     /// A dump request of `type` for the inet family, filtered by string attributes.

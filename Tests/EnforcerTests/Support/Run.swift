@@ -55,11 +55,14 @@ func enterNetworkNamespace(_ fd: Int32) -> Bool {
 }
 
 /// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both).
-let fwenforcerdPath: String = {
+let fwenforcerdPath: String = builtExecutablePath("fwenforcerd")
+
+/// An executable of this package built beside the test bundle.
+func builtExecutablePath(_ name: String) -> String {
     let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for dir in [bundleDir, bundleDir.deletingLastPathComponent()] {
-        let candidate = dir.appendingPathComponent("fwenforcerd").path
+        let candidate = dir.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
-    return bundleDir.appendingPathComponent("fwenforcerd").path
-}()
+    return bundleDir.appendingPathComponent(name).path
+}
