@@ -36,6 +36,10 @@ struct FwenforcerBench: ParsableCommand {
     @Option(help: ArgumentHelp("The fwenforcerd binary (default: the one beside this benchmark).", valueName: "path"))
     var fwenforcerd: String?
 
+    @Option(help: ArgumentHelp("Only write the config of this many peers to --output/fwenforcer-N.conf (for profiling) and exit.",
+                               valueName: "n"))
+    var writeConfig: Int?
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         guard idleSeconds >= 1 else { throw ValidationError("--idle-seconds must be at least 1") }
@@ -49,6 +53,11 @@ struct FwenforcerBench: ParsableCommand {
     }
 
     func run() throws {
+        if let n = writeConfig {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            try PeerGenerator(peers: n).config().write(toFile: output + "/fwenforcer-\(n).conf", atomically: true, encoding: .utf8)
+            return
+        }
         guard geteuid() == 0 else { throw BenchError("fwenforcer-bench must run as root (it makes network namespaces)") }
         installInterruptHandler()
         let binary = fwenforcerd ?? Self.besideThisExecutable("fwenforcerd")
