@@ -37,17 +37,23 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses a textual address strictly (dotted quad without leading zeros, or RFC 4291 IPv6 text).
     /// The corresponding C function is `inet_pton`.
     public init?(_ text: String) {
-        if text.contains(":") {
+        // Byte-level checks and no intermediate arrays: a config may list 100,000 addresses
+        // (Foundation's `contains` of a String goes through CFStringFind, slower than inet_pton itself).
+        if text.utf8.contains(UInt8(ascii: ":")) {
             var raw = in6_addr()
             guard inet_pton(AF_INET6, text, &raw) == 1 else { return nil }
-            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
-            self.init(family: .ipv6, bytes: bytes)
+            self.init(family: .ipv6, value: withUnsafeBytes(of: &raw) { IPAddress.bigEndianValue($0) })
         } else {
             var raw = in_addr()
             guard inet_pton(AF_INET, text, &raw) == 1 else { return nil }
-            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
-            self.init(family: .ipv4, bytes: bytes)
+            self.init(family: .ipv4, value: withUnsafeBytes(of: &raw) { IPAddress.bigEndianValue($0) })
         }
+    }
+
+    private static func bigEndianValue(_ bytes: UnsafeRawBufferPointer) -> UInt128 {
+        var v: UInt128 = 0
+        for b in bytes { v = (v << 8) | UInt128(b) }
+        return v
     }
 
     /// Builds an address from network-order bytes (4 or 16 of them, as `family` says).
@@ -70,11 +76,15 @@ public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible
 
     /// Canonical text (RFC 5952 for IPv6). The corresponding C function is `inet_ntop`.
     public var description: String {
-        var b = bytes
-        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let af = family == .ipv4 ? AF_INET : AF_INET6
-        _ = inet_ntop(af, &b, &buf, socklen_t(buf.count))
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Stack buffers only: plans render every address of every set.
+        let n = family.byteCount
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { b in
+            for i in 0..<n { b[i] = UInt8(truncatingIfNeeded: value >> UInt128(8 * (n - 1 - i))) }
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { buf in
+                _ = inet_ntop(family == .ipv4 ? AF_INET : AF_INET6, b.baseAddress, buf.baseAddress, socklen_t(buf.count))
+                return String(cString: buf.baseAddress!)
+            }
+        }
     }
 
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
@@ -144,11 +154,11 @@ extension IPPrefix {
     /// Parses `ADDR` or `ADDR/LEN`. Host bits below the prefix length are an error, never silently
     /// cleared: `198.18.0.7/24` is far more often a typo for a host than a network.
     public static func parse(_ text: String) throws(AddressParseError) -> IPPrefix {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let addr = IPAddress(String(parts[0])) else { throw .malformed(text) }
+        let slash = text.utf8.firstIndex(of: UInt8(ascii: "/"))
+        guard let addr = IPAddress(slash.map { String(text[..<$0]) } ?? text) else { throw .malformed(text) }
         var length = addr.family.bits
-        if parts.count == 2 {
-            let lenText = parts[1]
+        if let slash {
+            let lenText = text[text.index(after: slash)...]
             guard !lenText.isEmpty, lenText.allSatisfy({ $0.isASCII && $0.isNumber }), lenText.count <= 3,
                   let l = Int(lenText) else { throw .malformed(text) }
             guard l <= addr.family.bits else { throw .badPrefixLength(text, max: addr.family.bits) }

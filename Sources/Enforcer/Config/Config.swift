@@ -190,11 +190,13 @@ extension Config {
                 }
                 guard let items = try doc.stringArray(t, name, path: path) else { continue }
                 var prefixes: [IPPrefix] = []
-                var seen = Set<IPPrefix>()
+                prefixes.reserveCapacity(items.count)
+                var seen = Set<IPPrefix>(minimumCapacity: items.count)
                 for item in items {
                     let p: IPPrefix
                     do {
-                        p = try IPPrefix.parse(item.trimmingCharacters(in: " \t"))
+                        let blank = { (b: UInt8?) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
+                        p = try IPPrefix.parse(blank(item.utf8.first) || blank(item.utf8.last) ? item.trimmingCharacters(in: " \t") : item)
                     } catch {
                         throw doc.error(path, error.description, value: item)
                     }

@@ -15,11 +15,14 @@ struct SourceMap {
     private var headers: [String: Int] = [:]
 
     init(text: String) {
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Split and pre-filter on bytes: a config may list 100,000 addresses, one a line, and a
+        // line without `=` or `[` is neither a key nor a header (it can only continue a value).
+        lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Substring($0) }
         var table = ""
         var arrayCounts: [String: Int] = [:]
         var lastKey: String?
         for (index, raw) in lines.enumerated() {
+            guard raw.utf8.contains(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "[") }) else { continue }
             let lineNo = index + 1
             let line = SourceMap.stripComment(raw).trimmingCharacters(in: " \t\r")
             if line.hasPrefix("[[") {
