@@ -192,11 +192,11 @@ public final class NetlinkBackend: Backend {
         for m in setReplies {
             guard let s = SetMessages.decode(m) else { throw .protocolViolation("undecodable set") }
             guard s.table == table else { continue }
-            let elements = try dumpElements(table: table, set: s.name, interrupted: &interrupted)
+            let elements = try dumpElementKeys(table: table, set: s.name, interrupted: &interrupted)
             // A hash set being resized (the kernel's rhashtable grows in a worker after a large
             // insert) can be dumped with elements repeated and others missing, with no
             // NLM_F_DUMP_INTR: a repeated element marks the dump as torn, and it is taken again.
-            if !s.isInterval, Set(elements.map { Intervals.keyValue($0.key) }).count != elements.count {
+            if !s.isInterval, Set(elements.lazy.map(\.key)).count != elements.count {
                 interrupted = true
             }
             if s.isAnonymous {
@@ -246,7 +246,7 @@ public final class NetlinkBackend: Backend {
         return out
     }
 
-    private func namedSet(_ s: DumpedSet, _ elements: [(key: [UInt8], isEnd: Bool)]) throws(BackendError) -> NamedSet {
+    private func namedSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> NamedSet {
         let family: AddressFamily
         switch (s.keyType, s.keyLength) {
         case (SetMessages.keyType(.ipv4), 4): family = .ipv4
@@ -256,7 +256,7 @@ public final class NetlinkBackend: Backend {
         guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
             throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
         }
-        let values = elements.map { (Intervals.keyValue($0.key), $0.isEnd) }
+        let values = elements
         let ranges: [AddressRange]
         if s.isInterval {
             guard let decoded = Intervals.decode(values, bits: family.bits) else {
@@ -273,11 +273,11 @@ public final class NetlinkBackend: Backend {
         return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
     }
 
-    private func anonymousSet(_ s: DumpedSet, _ elements: [(key: [UInt8], isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
+    private func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
         guard let keyType = AnonymousSet.KeyType(rawValue: s.keyType), Int(s.keyLength) == keyType.byteCount else {
             throw .unrepresentable("anonymous set \(s.name) has key type \(s.keyType)")
         }
-        let values = elements.map { (Intervals.keyValue($0.key), $0.isEnd) }
+        let values = elements
         let ranges: [AnonymousSet.KeyRange]
         if s.isInterval {
             guard let decoded = Intervals.decode(values, bits: keyType.byteCount * 8) else {
@@ -339,6 +339,42 @@ public final class NetlinkBackend: Backend {
             }
         }
         return (names.count, total)
+    }
+
+    /// A set's elements as key values, parsed in place from the receive buffer (no copies of the
+    /// messages, no per-element arrays).
+    private func dumpElementKeys(table: String, set: String, interrupted: inout Bool) throws(BackendError) -> [(key: UInt128, isEnd: Bool)] {
+        var request = ElementMessages.dumpRequest(table: table, set: set)
+        let seq = socket.reserveSequences(1)
+        for k in 0..<4 { request[8 + k] = UInt8(truncatingIfNeeded: seq >> (8 * UInt32(k))) }
+        try socket.send(request)
+        var out: [(key: UInt128, isEnd: Bool)] = []
+        while true {
+            guard let n = try socket.receive(into: receiveBuffer, wait: true) else { continue }
+            let buffer = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<n])
+            var offset = 0
+            while n - offset >= 16 {
+                let length = Int(buffer.load(fromByteOffset: offset, as: UInt32.self))
+                guard length >= 16, offset + length <= n else { throw .protocolViolation("truncated dump message") }
+                let type = buffer.load(fromByteOffset: offset + 4, as: UInt16.self)
+                let flags = buffer.load(fromByteOffset: offset + 6, as: UInt16.self)
+                let sequence = buffer.load(fromByteOffset: offset + 8, as: UInt32.self)
+                let message = UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + length)])
+                offset += netlinkAlign(length)
+                guard sequence == seq else { continue }
+                if flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
+                if type == UInt16(NLMSG_DONE) { return out }
+                if type == UInt16(NLMSG_ERROR) {
+                    let error = length >= 20 ? message.load(fromByteOffset: 16, as: Int32.self) : 0
+                    if error != 0 { throw .system(call: "netlink dump", Errno(rawValue: -error)) }
+                    continue
+                }
+                // After the 16-byte netlink header, the 4-byte nfgenmsg, then the attributes.
+                guard length >= 20, ElementMessages.appendKeys(UnsafeRawBufferPointer(rebasing: message[20...]), to: &out) else {
+                    throw .protocolViolation("undecodable elements of set \(set)")
+                }
+            }
+        }
     }
 
     // MARK: - request / reply

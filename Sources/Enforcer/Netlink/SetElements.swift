@@ -147,6 +147,49 @@ enum ElementMessages {
         }
         return out
     }
+
+    /// The elements of one dumped NEWSETELEM message's attributes (after the nfgenmsg header), as
+    /// key values, appended to `out`; false when the message is malformed. Parsed in place, without
+    /// the per-attribute arrays `decode` builds: a read-back of 100,000 elements should cost little
+    /// more than the kernel's dump itself (docs/benchmarks.md).
+    static func appendKeys(_ attributes: UnsafeRawBufferPointer, to out: inout [(key: UInt128, isEnd: Bool)]) -> Bool {
+        var ok = true
+        forEachAttribute(attributes) { type, list in
+            guard type == UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue) else { return }
+            forEachAttribute(list) { _, element in
+                var key: UInt128?
+                var isEnd = false
+                forEachAttribute(element) { type, payload in
+                    if type == UInt16(NFTA_SET_ELEM_KEY.rawValue) {
+                        forEachAttribute(payload) { type, value in
+                            if type == UInt16(NFTA_DATA_VALUE.rawValue) {
+                                key = value.reduce(UInt128(0)) { ($0 << 8) | UInt128($1) }
+                            }
+                        }
+                    } else if type == UInt16(NFTA_SET_ELEM_FLAGS.rawValue), payload.count >= 4 {
+                        let flags = UInt32(bigEndian: payload.loadUnaligned(as: UInt32.self))
+                        isEnd = flags & NFT_SET_ELEM_INTERVAL_END.rawValue != 0
+                    }
+                }
+                guard let key else { ok = false; return }
+                out.append((key, isEnd))
+            }
+        }
+        return ok
+    }
+
+    /// Calls `body` with the type (flag bits masked off) and payload of each attribute in `bytes`.
+    @inline(__always)
+    private static func forEachAttribute(_ bytes: UnsafeRawBufferPointer, _ body: (UInt16, UnsafeRawBufferPointer) -> Void) {
+        var i = 0
+        while bytes.count - i >= 4 {
+            let length = Int(bytes.loadUnaligned(fromByteOffset: i, as: UInt16.self))
+            guard length >= 4, i + length <= bytes.count else { return }
+            let type = bytes.loadUnaligned(fromByteOffset: i + 2, as: UInt16.self) & 0x3fff
+            body(type, UnsafeRawBufferPointer(rebasing: bytes[(i + 4)..<(i + length)]))
+            i += netlinkAlign(length)
+        }
+    }
 }
 
 @inline(__always) func netlinkAlign(_ n: Int) -> Int { (n + 3) & ~3 }
