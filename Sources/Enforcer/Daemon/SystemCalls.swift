@@ -131,4 +131,14 @@ extension Duration {
         return Int32(clamping: milliseconds)
     }
 }
+
+/// Returns memory freed to the allocator to the kernel (glibc's `malloc_trim`), so a daemon's
+/// resident size follows what it holds rather than its peak.
+func releaseFreedMemory() {
+    // Glibc's Swift module does not import malloc.h, so the symbol is looked up once at run time.
+    typealias MallocTrim = @convention(c) (Int) -> Int32
+    struct Once { nonisolated(unsafe) static let trim = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim")
+                      .map { unsafeBitCast($0, to: MallocTrim.self) } }
+    _ = Once.trim?(0)
+}
 #endif

@@ -236,6 +236,14 @@ public final class ReconcileLoop {
     /// Reads the config (unless its content is unchanged and `force` is false), and enforces its
     /// plan. An invalid config changes nothing: the last good ruleset stays.
     func reload(force: Bool, reason: String) {
+        reloadConfig(force: force, reason: reason)
+        // Parsing a config of 100,000 peers peaks at several times the memory its plan needs;
+        // glibc keeps freed memory mapped unless asked, which left the idle daemon at its peak RSS
+        // (113 MiB at 100,000 peers, docs/benchmarks.md).
+        releaseFreedMemory()
+    }
+
+    private func reloadConfig(force: Bool, reason: String) {
         let path = options.configPath
         do {
             if options.requireSecureConfig {
