@@ -70,7 +70,8 @@ struct Benchmark {
         for _ in 0..<repeats {
             inProcess.append(try timed { _ = try backend.apply(Diff.replacement(ruleset)) })
             _ = try backend.apply(deleteTable)
-            process.append(try Child.run([fwenforcerd, "apply", "--config", configPath], measureRSS: true))
+            process.append(try Child.run([fwenforcerd, "apply", "--config", configPath, "--pending-file", dir + "/pending.json"],
+                                          measureRSS: true))
             _ = try backend.apply(deleteTable)
             nft.append(try Child.run(["nft", "-f", planFile], measureRSS: true))
             _ = try backend.apply(deleteTable)

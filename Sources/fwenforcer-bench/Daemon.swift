@@ -35,7 +35,7 @@ final class DaemonUnderTest {
         // setpriv --pdeathsig: the daemon dies with the benchmark, even on SIGKILL.
         let child = try Child.spawn(["setpriv", "--pdeathsig", "KILL", "--", binary, "run", "--config", configPath,
                                  "--allow-insecure-config", "--state-file", directory + "/state.json",
-                                 "--lock-file", directory + "/fwenforcerd.lock"],
+                                 "--lock-file", directory + "/fwenforcerd.lock", "--pending-file", directory + "/pending.json"],
                                 stdout: directory + "/daemon.log", environment: ["NOTIFY_SOCKET": notifyPath])
         self.child = child
         pid = child.pid
