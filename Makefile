@@ -9,7 +9,7 @@
 #   make deb                       Debian package out/fwenforcer_<VERSION>_<arch>.deb (enabled, idle until a config exists)
 #   make test-deb                  build the package, inspect it, install it into a throwaway root and run it
 #   make bench                     release build, benchmark against nft (N = 10 ... 100,000, ~15 min), into bench/
-#   make bench BENCH_ARGS=--quick  a short run (N = 10, 1,000); BENCH_ARGS="--sizes 10000 --output /tmp/b" ...
+#   make bench BENCH_ARGS="--quick --output /tmp/b"   a short run (N = 10, 1,000), not over the committed results
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin

@@ -119,6 +119,9 @@ struct Benchmark {
             for i in 0..<repeats { nftElements.append(try Child.run(["nft", "-f", elementFiles[i % 2]]).wall) }
             if repeats % 2 == 1 { try Child.run(["nft", "-f", elementFiles[1]]) }
 
+            guard changed.sets.contains(where: { $0.name == change.group + (change.old.contains(":") ? "_v6" : "_v4") && $0.interval == (kind == "interval") }) else {
+                throw BenchError("the peer replaced for the \(kind) set case is not in a \(kind) set")
+            }
             let tx = Sample(transaction)
             let key = "replace-\(kind)"
             if smallestReplacement[key] == nil { smallestReplacement[key] = tx.median }

@@ -34,12 +34,13 @@ struct PeerGenerator {
         rng = SplitMix64(seed: seed)
         for g in Self.hashGroups + Self.intervalGroups { groups[g] = [] }
         for i in 0..<peers {
-            // The first peers of each kind make sure even N = 10 has hash and interval sets of both families.
+            // The first peers make sure even N = 10 has hash sets of both families and an interval
+            // set (admin_ssh_v4: a CIDR and a host, the host being the one replaced).
             let interval = i < 4 ? i >= 2 : rng.next(below: 100) < 30
-            let v4 = i < 4 ? i % 2 == 0 : rng.next(below: 100) < 40
+            let v4 = i < 4 ? i != 1 : rng.next(below: 100) < 40
             if interval {
-                let group = Self.intervalGroups[i < 4 ? i % 2 : Int(rng.next(below: 2))]
-                let cidr = i >= 4 && rng.next(below: 4) == 0
+                let group = i < 4 ? Self.intervalGroups[0] : Self.intervalGroups[Int(rng.next(below: 2))]
+                let cidr = i < 4 ? i == 2 : rng.next(below: 4) == 0
                 groups[group]!.append(cidr ? nextNetwork(v4: v4) : nextHost(v4: v4))
             } else {
                 let group = Self.hashGroups[Int(rng.next(below: UInt64(Self.hashGroups.count)))]
@@ -72,14 +73,17 @@ struct PeerGenerator {
         return "fd00:19:\(String(v6Nets >> 16, radix: 16)):\(String(v6Nets & 0xffff, radix: 16))::/64"
     }
 
-    /// A replacement of the last host of `group` by a host address no group holds yet.
+    /// A replacement of the last host of `group` by a host address no group holds yet. In a group
+    /// with CIDRs, the host is taken from a family that has CIDRs, so its set is an interval set.
     mutating func replacement(in group: String) -> Replacement {
-        let old = groups[group]!.last(where: { !$0.contains("/") })!
+        let addresses = groups[group]!
+        let cidrFamilies = Set(addresses.filter { $0.contains("/") }.map { $0.contains(":") })
+        let old = addresses.last(where: { !$0.contains("/") && (cidrFamilies.isEmpty || cidrFamilies.contains($0.contains(":"))) })!
         let new = nextHost(v4: !old.contains(":"))
         return Replacement(group: group, old: old, new: new)
     }
 
-    /// The group (of the given kind) holding the most host addresses: where replacements are measured.
+    /// The group (of the given kind) holding the most addresses: where replacements are measured.
     func largestGroup(interval: Bool) -> String {
         (interval ? Self.intervalGroups : Self.hashGroups).max {
             (groups[$0]!.count, $1) < (groups[$1]!.count, $0)
