@@ -14,12 +14,16 @@ extension Catalog {
         }
     }
 
+    /// The built-in catalogs, parsed once per process: they are constant, and the daemon reads
+    /// its config (and so its catalog) at every reload.
+    static let builtIns: [String: Result<Catalog, InputError>] = Dictionary(uniqueKeysWithValues: builtInNames.map { name in
+        (name, Result { () throws(InputError) -> Catalog in try parse(text: builtInText(name)!, file: "<built-in catalog \(name)>") })
+    })
+
     /// Loads a built-in catalog by name, or a catalog file when `reference` contains a `/`.
     /// `relativeTo` resolves relative paths (the config file's directory).
     public static func load(_ reference: String, relativeTo base: String? = nil) throws(InputError) -> Catalog {
-        if let text = builtInText(reference) {
-            return try parse(text: text, file: "<built-in catalog \(reference)>")
-        }
+        if let parsed = builtIns[reference] { return try parsed.get() }
         guard reference.contains("/") || reference.hasSuffix(".toml") else {
             throw InputError(file: reference, line: nil, key: nil,
                              message: "no built-in catalog of this name (built-in: \(builtInNames.joined(separator: ", "))); a catalog file is given by path")
@@ -35,6 +39,7 @@ extension Catalog {
     /// Parses and validates catalog text (`docs/catalog-format.md`).
     public static func parse(text: String, file: String) throws(InputError) -> Catalog {
         let doc = try TOMLDocument(text: text, file: file)
+        defer { doc.release() }
         try doc.rejectUnknown(in: doc.root, path: "", allowed: ["catalog", "roles", "groups", "features", "rule"])
 
         guard let head = try doc.table(doc.root, "catalog", path: "catalog", required: true) else { fatalError() }
@@ -53,7 +58,7 @@ extension Catalog {
             guard let t = try doc.table(doc.root, key, path: key) else { return [] }
             var out: [Entry] = []
             for k in t.keys.sorted() {
-                guard let d = t[k]?.string else { throw doc.error("\(key).\(k)", "must be a description string") }
+                guard let d = t[k].flatMap(TOMLDocument.string) else { throw doc.error("\(key).\(k)", "must be a description string") }
                 guard Self.isValidName(k) else {
                     throw doc.error("\(key).\(k)", "names are letters, digits and _ (at most 60), starting with a letter")
                 }

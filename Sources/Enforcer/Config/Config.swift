@@ -85,6 +85,7 @@ extension Config {
     /// Parses and validates config text. `catalogOverride` replaces the catalog lookup (tests).
     public static func parse(text: String, file: String, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
         let doc = try TOMLDocument(text: text, file: file)
+        defer { doc.release() }
         try doc.rejectUnknown(in: doc.root, path: "", allowed: ["host", "enforce", "groups"])
 
         guard let hostT = try doc.table(doc.root, "host", path: "host", required: true) else { fatalError() }
@@ -110,7 +111,7 @@ extension Config {
         guard let rolesValue = hostT["roles"] else {
             throw doc.error("host", "missing roles (a list of roles, or \"auto\")")
         }
-        if let s = rolesValue.string {
+        if let s = TOMLDocument.string(rolesValue) {
             guard s == "auto" else {
                 throw doc.error("host.roles", "must be a list of roles, or \"auto\"; write roles = [\"\(s)\"] for one role")
             }

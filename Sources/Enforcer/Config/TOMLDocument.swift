@@ -1,4 +1,8 @@
+import CTOML
 import TOMLKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A problem in an input file, located for the operator: `FILE:LINE: key: message`.
 public struct InputError: Error, Equatable, CustomStringConvertible {
@@ -29,6 +33,46 @@ struct TOMLDocument {
     let file: String
     let root: TOMLTable
     let map: SourceMap
+
+    /// Frees the parsed document. TOMLKit 0.6 never does: `TOMLTable(string:)` allocates a
+    /// `toml::table` with `new`, `TOMLTable` has no deinit, and its C layer exports no free
+    /// function, so each parse leaked the whole tree (about 140 bytes per address: 14 MiB per
+    /// reload of a 100,000-peer config, growing the daemon without bound). Call it once, after the
+    /// last use of the document and of every table or value read from it (`defer` in the parser).
+    ///
+    /// The pointer is `TOMLTable`'s internal `tablePointer`, found by reflection; if a TOMLKit
+    /// release renames it, nothing is freed (a leak again, never a crash), and
+    /// `ConfigMemoryTests` fails. Freeing goes through the object's own virtual destructor, as
+    /// `delete` does: `toml::node`'s first virtual member is `~node()`, so by the Itanium C++ ABI
+    /// its vtable holds the complete-object destructor in slot 0 and the deleting one in slot 1.
+    func release() {
+        guard let node = Self.nodePointer(of: root) else { return }
+        let vtable = node.load(as: UnsafePointer<UnsafeRawPointer>.self)
+        let deletingDestructor = unsafeBitCast(vtable[1], to: (@convention(c) (UnsafeMutableRawPointer) -> Void).self)
+        deletingDestructor(node)
+    }
+
+    /// A string value, read without TOMLKit's leak: its `.string` copies the C string that
+    /// `nodeAsString` strdup()s and never frees it (some 40 bytes per address of every parse).
+    /// The same C function is called here, and its result freed. Falls back to `.string` if the
+    /// node pointer cannot be found (see `release`).
+    static func string(_ value: any TOMLValueConvertible) -> String? {
+        guard value.type == .string else { return nil }
+        let v = value.tomlValue
+        var node: OpaquePointer?
+        for child in Mirror(reflecting: v).children where child.label == "tomlValuePointer" { node = child.value as? OpaquePointer }
+        guard let node else { return v.string }
+        guard let copy = nodeAsString(node) else { return nil }
+        defer { free(UnsafeMutableRawPointer(mutating: copy)) }
+        return String(cString: copy)
+    }
+
+    static func nodePointer(of table: TOMLTable) -> UnsafeMutableRawPointer? {
+        for child in Mirror(reflecting: table).children where child.label == "tablePointer" {
+            if let p = child.value as? OpaquePointer { return UnsafeMutableRawPointer(p) }
+        }
+        return nil
+    }
 
     init(text: String, file: String) throws(InputError) {
         self.file = file
@@ -77,7 +121,7 @@ struct TOMLDocument {
 
     func string(_ parent: TOMLTable, _ key: String, path: String) throws(InputError) -> String? {
         guard let v = parent[key] else { return nil }
-        guard let s = v.string else { throw error(path, "must be a string, found \(v.type)") }
+        guard let s = Self.string(v) else { throw error(path, "must be a string, found \(v.type)") }
         return s
     }
 
@@ -98,7 +142,7 @@ struct TOMLDocument {
         guard let a = v.array else { throw error(path, "must be a list of strings, found \(v.type)") }
         var out: [String] = []
         for (i, item) in a.enumerated() {
-            guard let s = item.string else {
+            guard let s = Self.string(item) else {
                 throw error(path, "item \(i + 1) must be a string, found \(item.type)", value: nil)
             }
             out.append(s)
