@@ -70,7 +70,9 @@ public final class AuditRecorder {
     /// before the rules that log to it are applied), stops listening when none does. Counts are kept.
     public func configure(_ config: Config) {
         let directions = Direction.allCases.filter { (($0 == .ingress) ? config.enforce.ingress : config.enforce.egress) == .audit }
-        membership = GroupMembership(config.groups)
+        // Only a daemon that audits (or did, and still reports) names groups: a copy of every
+        // group's prefixes is megabytes at 100,000 peers.
+        if !directions.isEmpty || aggregator != nil { membership = GroupMembership(config.groups) }
         let changed = directions != auditing
         auditing = directions
         if directions.isEmpty {
