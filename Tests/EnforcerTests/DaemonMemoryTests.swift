@@ -49,3 +49,18 @@ struct DaemonMemoryTests {
         #expect(samples.last! - samples[0] < 4 * 1024, "RSS grew from \(samples[0]) KiB to \(samples.last!) KiB over five reloads")
     }
 }
+
+/// The pieces behind the fix, without a daemon.
+struct TOMLDocumentMemoryTests {
+    @Test func valuesAreReadThroughTheFastPathAndDocumentsFreed() throws {
+        // TOMLKit's value layout is as `TOMLDocument` expects: strings are read at the speed a
+        // 100,000-address config needs, not through reflection.
+        #expect(TOMLDocument.pointerIsFirstWord)
+        let doc = try TOMLDocument(text: "a = \"x\"\nb = [\"198.18.0.1\", \"fd00::1\"]\nc = 3\n", file: "t.toml")
+        defer { doc.release() }
+        #expect(TOMLDocument.nodePointer(of: doc.root) != nil)
+        #expect(try doc.string(doc.root, "a", path: "a") == "x")
+        #expect(try doc.stringArray(doc.root, "b", path: "b") == ["198.18.0.1", "fd00::1"])
+        #expect(throws: InputError.self) { try doc.string(doc.root, "c", path: "c") }
+    }
+}

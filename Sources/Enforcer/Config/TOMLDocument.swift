@@ -45,8 +45,10 @@ struct TOMLDocument {
     /// `ConfigMemoryTests` fails. Freeing goes through the object's own virtual destructor, as
     /// `delete` does: `toml::node`'s first virtual member is `~node()`, so by the Itanium C++ ABI
     /// its vtable holds the complete-object destructor in slot 0 and the deleting one in slot 1.
-    func release() {
-        guard let node = Self.nodePointer(of: root) else { return }
+    func release() { Self.delete(root) }
+
+    static func delete(_ table: TOMLTable) {
+        guard let node = nodePointer(of: table) else { return }
         let vtable = node.load(as: UnsafePointer<UnsafeRawPointer>.self)
         let deletingDestructor = unsafeBitCast(vtable[1], to: (@convention(c) (UnsafeMutableRawPointer) -> Void).self)
         deletingDestructor(node)
@@ -59,13 +61,34 @@ struct TOMLDocument {
     static func string(_ value: any TOMLValueConvertible) -> String? {
         guard value.type == .string else { return nil }
         let v = value.tomlValue
-        var node: OpaquePointer?
-        for child in Mirror(reflecting: v).children where child.label == "tomlValuePointer" { node = child.value as? OpaquePointer }
-        guard let node else { return v.string }
+        guard let node = nodePointer(of: v) else { return v.string }
         guard let copy = nodeAsString(node) else { return nil }
         defer { free(UnsafeMutableRawPointer(mutating: copy)) }
         return String(cString: copy)
     }
+
+    /// `TOMLValue.tomlValuePointer` (internal to TOMLKit). Reflection costs microseconds a value,
+    /// too slow for 100,000 addresses, so the pointer is loaded from the value's first word (its
+    /// first stored property), once that layout has been checked against reflection.
+    static func nodePointer(of value: TOMLValue) -> OpaquePointer? {
+        if pointerIsFirstWord { return withUnsafeBytes(of: value) { $0.load(as: OpaquePointer.self) } }
+        return reflectedPointer(of: value)
+    }
+
+    private static func reflectedPointer(of value: TOMLValue) -> OpaquePointer? {
+        for child in Mirror(reflecting: value).children where child.label == "tomlValuePointer" {
+            return child.value as? OpaquePointer
+        }
+        return nil
+    }
+
+    static let pointerIsFirstWord: Bool = {
+        guard MemoryLayout<TOMLValue>.size >= MemoryLayout<OpaquePointer>.size,
+              let probe = try? TOMLTable(string: "a = \"x\"") else { return false }
+        defer { delete(probe) }
+        guard let value = probe["a"]?.tomlValue, let reflected = reflectedPointer(of: value) else { return false }
+        return withUnsafeBytes(of: value) { $0.load(as: OpaquePointer.self) } == reflected
+    }()
 
     static func nodePointer(of table: TOMLTable) -> UnsafeMutableRawPointer? {
         for child in Mirror(reflecting: table).children where child.label == "tablePointer" {
