@@ -312,16 +312,7 @@ struct DaemonRunTests {
         // An echo server on 8443 and a client that sends a byte every 50 ms and prints what it gets back.
         let echo = Process()
         echo.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        echo.arguments = ["netns", "exec", server.name, "python3", "-c", """
-            import socket
-            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", 8443)); s.listen(1)
-            c, _ = s.accept()
-            while True:
-                d = c.recv(1)
-                if not d: break
-                c.sendall(d)
-            """]
+        echo.arguments = ["netns", "exec", server.name, "python3", "-c", HeldConnection.echoServer(port: 8443)]
         try echo.run()
         // SIGKILL: children of the test runner inherit a thread signal mask that blocks SIGTERM.
         defer { kill(echo.processIdentifier, SIGKILL); echo.waitUntilExit() }
@@ -329,19 +320,7 @@ struct DaemonRunTests {
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let client = Process()
         client.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", """
-            import socket, time
-            for _ in range(100):
-                try:
-                    c = socket.create_connection(("198.18.0.20", 8443), timeout=1); break
-                except OSError: time.sleep(0.05)
-            c.settimeout(0.2)
-            while True:
-                c.sendall(b"x")
-                try: print("ok" if c.recv(1) else "closed", flush=True)
-                except socket.timeout: print("timeout", flush=True)
-                time.sleep(0.05)
-            """]
+        client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", HeldConnection.client(host: "198.18.0.20", port: 8443)]
         client.standardOutput = try FileHandle(forWritingTo: out)
         try client.run()
         defer { kill(client.processIdentifier, SIGKILL); client.waitUntilExit() }

@@ -46,38 +46,11 @@ struct ProvisionalApplyTests {
                 try run(["ip", "-n", host.name, "link", "set", "\(veth)a", "up"])
                 try run(["ip", "-n", peer.name, "link", "set", "\(veth)b", "up"])
                 server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-                server.arguments = ["netns", "exec", host.name, "python3", "-c", """
-                    import socket, threading
-                    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("0.0.0.0", 22)); s.listen(8)
-                    def echo(c):
-                        try:
-                            while True:
-                                d = c.recv(1)
-                                if not d: break
-                                c.sendall(d)
-                        except OSError: pass
-                    while True:
-                        c, _ = s.accept()
-                        threading.Thread(target=echo, args=(c,), daemon=True).start()
-                    """]
+                server.arguments = ["netns", "exec", host.name, "python3", "-c", HeldConnection.echoServer(port: 22)]
                 try server.run()
                 _ = FileManager.default.createFile(atPath: output.path, contents: nil)
                 client.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-                client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", """
-                    import socket, time
-                    for _ in range(100):
-                        try:
-                            c = socket.create_connection(("198.19.0.20", 22), timeout=1); break
-                        except OSError: time.sleep(0.05)
-                    print("connected", flush=True)
-                    c.settimeout(0.2)
-                    while True:
-                        c.sendall(b"x")
-                        try: print("ok" if c.recv(1) else "closed", flush=True)
-                        except socket.timeout: print("timeout", flush=True)
-                        time.sleep(0.05)
-                    """]
+                client.arguments = ["netns", "exec", peer.name, "python3", "-u", "-c", HeldConnection.client(host: "198.19.0.20", port: 22)]
                 client.standardOutput = try FileHandle(forWritingTo: output)
                 try client.run()
             } catch {
