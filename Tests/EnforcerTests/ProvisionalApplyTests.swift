@@ -15,14 +15,7 @@ struct ProvisionalApplyTests {
     typealias Namespace = DaemonRunTests.Namespace
 
     /// The administrators sit in 198.19.0.0/24; the host is 198.19.0.20.
-    static let config = """
-    [host]
-    roles = ["CCO"]
-    [groups]
-    CCM_SA = ["198.18.0.10"]
-    AMQP = ["198.18.0.30"]
-    admin_ssh = ["198.19.0.0/24"]
-    """
+    static let config = DaemonRunTests.config
     /// A mistyped admin_ssh: the change an operator locks themselves out with.
     static let lockout = config.replacingOccurrences(of: "198.19.0.0/24", with: "198.19.10.0/24")
 

@@ -105,10 +105,7 @@ public struct AuditReport: Codable, Sendable, Equatable {
     }
 
     public func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
-        return Array(try encoder.encode(self)) + [UInt8(ascii: "\n")]
+        try AtomicFile.json(self)
     }
 
     public static func decode(_ data: Data, path: String) throws(AuditReportError) -> AuditReport {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import SystemPackage
 
 /// Replaces a small file atomically: a temporary file beside the target is written, fsynced and
@@ -41,6 +42,15 @@ enum AtomicFile {
     }
 
     /// The whole file, or nil when it does not exist.
+    /// `value` as the runtime files (state, pending record, audit report) are written: pretty,
+    /// key-sorted JSON with ISO 8601 dates and a final newline.
+    static func json(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return Array(try encoder.encode(value)) + [UInt8(ascii: "\n")]
+    }
+
     static func read(_ path: FilePath) throws(SystemCallError) -> [UInt8]? {
         let target = path.string
         let fd = open(target, O_RDONLY | O_CLOEXEC)

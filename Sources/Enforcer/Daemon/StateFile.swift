@@ -80,12 +80,7 @@ public struct StateFile: Sendable {
 
     /// Replaces the file atomically (``AtomicFile``). Mode 0644: status is not a secret.
     public func write(_ state: EnforcedState) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        var bytes = Array(try encoder.encode(state))
-        bytes.append(UInt8(ascii: "\n"))
-        try AtomicFile.write(bytes, to: path)
+        try AtomicFile.write(try AtomicFile.json(state), to: path)
     }
 
     /// The state last written, or nil when there is no state file (the daemon never applied on this boot).

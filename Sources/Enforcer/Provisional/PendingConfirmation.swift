@@ -123,12 +123,7 @@ public struct PendingFile: Sendable {
 
     /// Mode 0600: the record holds the previous ruleset, which is as private as the config.
     public func write(_ record: PendingConfirmation) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        var bytes = Array(try encoder.encode(record))
-        bytes.append(UInt8(ascii: "\n"))
-        try AtomicFile.write(bytes, to: path, mode: 0o600)
+        try AtomicFile.write(try AtomicFile.json(record), to: path, mode: 0o600)
     }
 
     /// The record, or nil when there is none.
