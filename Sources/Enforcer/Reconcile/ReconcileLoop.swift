@@ -167,6 +167,18 @@ public final class ReconcileLoop {
     private func wireReconciler() {
         guard let monitor else { return }
         reconciler.pendingCommits = { (try? monitor.drain()) ?? [] }
+        (reconciler.backend as? NetlinkBackend)?.tableUntouched = { [unowned self] table, from, to in
+            self.monitorSawNoChange(to: table, after: from, upTo: to)
+        }
+    }
+
+    /// Whether the commits after generation `from` up to `to` all left `table` alone, from the
+    /// monitor; the events it drained go to the reconciler as usual.
+    private func monitorSawNoChange(to table: String, after from: UInt32, upTo to: UInt32) -> Bool {
+        guard let monitor, monitor.table == table else { return false }
+        let (untouched, events) = monitor.drainCheckingTable(after: from, upTo: to)
+        for event in events { reconciler.note(event) }
+        return untouched
     }
 
     /// `[enforce] table` changed: fwenforcer's table takes the new name, and the old (marked)
