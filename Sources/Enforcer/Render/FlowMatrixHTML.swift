@@ -35,7 +35,8 @@ enum FlowMatrixHTML {
         let hover = e.rows.map { id in notes[id].map { $0.isEmpty ? id : "\(id): \($0)" } ?? id }.joined(separator: "\n")
         var html = "<div class=\"flow \(verdictClass(e.verdict))\" title=\"\(HTML.escape(hover))\">"
         html += "<span class=\"ports\">\(HTML.escape(e.portsText))</span>"
-        html += "<span class=\"rows\">\(HTML.escape(e.rows.joined(separator: " ")))</span>"
+        // Row ids wrap between ids, never inside one.
+        html += "<span class=\"rows\">" + e.rows.map { "<span>\(HTML.escape($0))</span>" }.joined(separator: " ") + "</span>"
         if let dropped = droppedText(e, graph: graph) { html += "<span class=\"dropped\">\(HTML.escape(dropped))</span>" }
         return html + "</div>"
     }

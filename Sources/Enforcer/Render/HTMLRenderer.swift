@@ -34,9 +34,10 @@ public enum HTMLRenderer {
                 + "; \(errors) errors, \(report.findings.count - errors) warnings.</p>",
             "<table class=\"provenance\">",
             "<tr><th>config</th><td><code>\(HTML.escape(p.configPath))</code>, sha256 <code class=\"hash\">\(p.configSHA256)</code></td></tr>",
-            "<tr><th>catalog</th><td>\(HTML.escape(p.catalogLine))"
-                + (p.catalogDescription.isEmpty ? "" : "<br><span class=\"muted\">\(HTML.escape(p.catalogDescription))</span>")
-                + (p.catalogSHA256.map { "<br>catalog sha256 <code class=\"hash\">\($0)</code>" } ?? "") + "</td></tr>",
+            "<tr><th>catalog</th><td>\(HTML.escape(p.catalogName)) (\(p.catalogBuiltIn ? "built-in" : "file")), "
+                + HTML.escape(p.productVersion.map { "product version \($0)" } ?? "no product version")
+                + (p.catalogSHA256.map { ", sha256 <code class=\"hash\">\($0)</code>" } ?? ", <strong class=\"bad\">catalog file unreadable: no hash</strong>")
+                + (p.catalogDescription.isEmpty ? "" : "<br><span class=\"muted\">\(HTML.escape(p.catalogDescription))</span>") + "</td></tr>",
             "<tr><th>semantics</th><td>\(HTML.escape(p.semanticsLine))</td></tr>",
             "<tr><th>method</th><td>Every host of the config is planned as its daemon would plan it, and every flow is walked as a new "
                 + "connection through the compiled rulesets of both ends (the rulesets the kernel is given). A special group's members "
@@ -97,7 +98,7 @@ public enum HTMLRenderer {
     }
 
     static func findings(_ report: TopologyReport) -> String {
-        guard !report.findings.isEmpty else { return "<p>None: every flow one end allows, the other end allows too.</p>" }
+        guard !report.findings.isEmpty else { return "<p>None: no flow is dropped at one end, every present role has its peers, no address is in several roles and every group is used.</p>" }
         var out = ["<ul class=\"findings\">"]
         for f in report.findings {
             let rows = f.rows.isEmpty ? "" : " <span class=\"rows\">\(HTML.escape(f.rows.joined(separator: " ")))</span>"
@@ -140,8 +141,9 @@ public enum HTMLRenderer {
         .matrix th.col span { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }
         .matrix th.row { text-align: left; white-space: nowrap; background: #eef3f8; }
         .matrix th.group { background: #fdf1d6; } .matrix td.none { background: #fafbfc; }
-        .flow { margin: 1px 0 4px; cursor: help; } .flow .ports { display: block; font-weight: bold; white-space: nowrap; }
-        .flow .rows { display: block; color: #5a6773; font-size: 11px; }
+        .matrix td { min-width: 5.5em; }
+        .flow { margin: 1px 0 4px; cursor: help; } .flow .ports { display: block; font-weight: bold; }
+        .flow .rows { display: block; color: #5a6773; font-size: 11px; } .flow .rows span { white-space: nowrap; }
         .flow.blocked .ports, .flow .dropped { color: #c0392b; } .flow .dropped { display: block; font-size: 11px; }
         .flows th, .flows td, .hosts th, .hosts td { border: 1px solid #c9d3de; padding: 3px 8px; text-align: left; vertical-align: top; }
         .flows ul { margin: 0; padding-left: 16px; } .flows tr.blocked td { color: #c0392b; }
