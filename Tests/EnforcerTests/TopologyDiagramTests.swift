@@ -120,6 +120,24 @@ struct TopologyDiagramTests {
         }
     }
 
+    /// In audit mode the kernel passes everything in that direction: the picture must say so.
+    @Test func aDirectionNotEnforcedIsSaidOnThePicture() throws {
+        let text = "[host]\nroles = \"auto\"\n[enforce]\ningress = \"audit\"\n[groups]\nCCO = [\"198.18.0.20\"]\nAMQP = [\"198.18.0.30\"]\n"
+        let cfg = try Config.parse(text: text, file: "audit.conf")
+        let flows = DeploymentFlows.trace(cfg)
+        let provenance = DiagramProvenance(config: cfg, configBytes: Array(text.utf8))
+        let graph = FlowGraph(flows, grouping: .byRole)
+        let dot = DOTRenderer.render(graph, provenance: provenance)
+        let warning = "ingress is audit: in that direction the kernel passes every connection, not only the flows drawn here"
+        #expect(dot.contains("// WARNING: \(warning)"))
+        let svg = try GraphvizSVG.layout(dot).svg
+        #expect(svg.contains("WARNING: \(warning)"))
+        let html = HTMLRenderer.render(flows: flows, diagram: graph, dot: dot, layout: .unavailable("test"), provenance: provenance)
+        #expect(html.contains("<p class=\"notice\">\(warning).</p>"))
+        let enforced = try Config.parse(text: text.replacingOccurrences(of: "\"audit\"", with: "\"enforce\""), file: "enforce.conf")
+        #expect(DiagramProvenance(config: enforced, configBytes: []).modeWarning == nil)
+    }
+
     /// Forty CCO VMs are one node that says 40 and shows the first and last address; --per-host
     /// draws all forty, and the flows between roles are the same edges either way.
     @Test func rolesWithManyHostsCollapseIntoOneNodeWithACount() throws {

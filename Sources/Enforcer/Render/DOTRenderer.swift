@@ -13,14 +13,17 @@ public enum DOTRenderer {
     static let roleFill = "#e3ecf7", groupFill = "#fdf1d6", allowedColor = "#2f5d8a", blockedColor = "#c0392b"
 
     public static func render(_ graph: FlowGraph, provenance: DiagramProvenance) -> String {
+        let title = "Allowed flows of \(provenance.configPath)\nconfig sha256 \(provenance.configSHA256.prefix(12)), \(provenance.catalogLine)"
+            + (provenance.modeWarning.map { "\nWARNING: \($0)" } ?? "")
         var out = [
             "// fwenforcer: allowed flows of \(provenance.configPath)",
             "// config sha256 \(provenance.configSHA256)",
             "// \(provenance.catalogLine)",
             "// \(provenance.semanticsLine)",
+        ] + (provenance.modeWarning.map { ["// WARNING: \($0)"] } ?? []) + [
             "digraph \"fwenforcer\" {",
             "  graph [rankdir=TB, ranksep=0.45, nodesep=0.15, fontname=\(quote(font)), fontsize=13, labelloc=t,",
-            "         label=\(quote("Allowed flows of \(provenance.configPath)\nconfig sha256 \(provenance.configSHA256.prefix(12)), \(provenance.catalogLine)"))]",
+            "         label=\(quote(title))]",
             "  node [shape=box, style=\"rounded,filled\", fillcolor=\(quote(roleFill)), color=\"#5b7fa6\", fontname=\(quote(font)), fontsize=12]",
             "  edge [color=\(quote(allowedColor)), fontcolor=\"#1d3c5c\", fontname=\(quote(font)), fontsize=10, arrowsize=0.7]",
         ]

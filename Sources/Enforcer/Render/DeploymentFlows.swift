@@ -12,7 +12,8 @@ public struct DeploymentFlows: Sendable {
         case group(String)
     }
 
-    public enum Verdict: Sendable, Hashable {
+    /// What the two ends' rulesets do with a new connection (not `Verdict`, which is one rule's).
+    public enum Outcome: Sendable, Hashable {
         case allowed
         /// One end allows the connection and the other end's ruleset drops it, in the chain of this
         /// direction (egress: the source drops it; ingress: the destination does).
@@ -25,7 +26,7 @@ public struct DeploymentFlows: Sendable {
         public var proto: RowProtocol
         /// Empty means all ports.
         public var ports: [PortRange]
-        public var verdict: Verdict
+        public var verdict: Outcome
         /// The catalog rows (and `failsafe`) that make either end allow it, in row order.
         public var rows: [String]
     }
@@ -93,7 +94,7 @@ public struct DeploymentFlows: Sendable {
     /// A new connection on every protocol and every sample port of the flow (each range's ends):
     /// allowed when both ends' rulesets accept all of them.
     static func walk(from source: Endpoint, to destination: Endpoint, proto: RowProtocol, ports: [PortRange],
-                     plans: [IPAddress: Plan], config: Config) -> Verdict {
+                     plans: [IPAddress: Plan], config: Config) -> Outcome {
         let family: AddressFamily
         switch (source, destination) {
         case (.host(let a), _), (_, .host(let a)): family = a.family

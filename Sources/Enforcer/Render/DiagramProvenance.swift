@@ -19,6 +19,8 @@ public struct DiagramProvenance: Sendable, Hashable {
     public var strict: Bool
     public var ingress: EnforceMode
     public var egress: EnforceMode
+    public var ping: Bool
+    public var dhcpClient: Bool
 
     public init(config: Config, configBytes: [UInt8]) {
         configPath = config.path
@@ -40,6 +42,8 @@ public struct DiagramProvenance: Sendable, Hashable {
         strict = config.host.strict
         ingress = config.enforce.ingress
         egress = config.enforce.egress
+        ping = config.enforce.ping
+        dhcpClient = config.enforce.dhcpClient
     }
 
     /// "catalog cloudcenter (built-in, sha256 0123456789ab), product version 4.10".
@@ -55,6 +59,16 @@ public struct DiagramProvenance: Sendable, Hashable {
     public var semanticsLine: String {
         let f = features.isEmpty ? "no optional features" : "features \(features.joined(separator: ", "))"
         let s = strict ? "each role enforces its own rows only (strict = true)" : "each flow is enforced at both ends (strict = false)"
-        return "\(f); \(s); ingress \(ingress.rawValue), egress \(egress.rawValue)"
+        let extras = (ping ? "; ping allowed everywhere" : "") + (dhcpClient ? "; DHCP client allowed everywhere" : "")
+        return "\(f); \(s); ingress \(ingress.rawValue), egress \(egress.rawValue)\(extras)"
+    }
+
+    /// Said on the picture when a direction is not enforced: the kernel then passes more than the
+    /// arrows show (audit mode accepts and logs; off has no chain at all).
+    public var modeWarning: String? {
+        let loose = [(Direction.ingress, ingress), (.egress, egress)].filter { $0.1 != .enforce }
+        guard !loose.isEmpty else { return nil }
+        let which = loose.map { "\($0.0.rawValue) is \($0.1.rawValue)" }.joined(separator: " and ")
+        return "\(which): in that direction the kernel passes every connection, not only the flows drawn here"
     }
 }

@@ -39,7 +39,7 @@ public struct FlowGraph: Sendable, Hashable {
         public let proto: RowProtocol
         /// Empty means all ports.
         public let ports: [PortRange]
-        public let verdict: DeploymentFlows.Verdict
+        public let verdict: DeploymentFlows.Outcome
         public let rows: [String]
 
         /// "tcp 443, 8443", "tcp all ports", "any protocol, all ports".
@@ -82,7 +82,7 @@ public struct FlowGraph: Sendable, Hashable {
             }
         }
         struct Key: Hashable {
-            var from: String, to: String, proto: RowProtocol, verdict: DeploymentFlows.Verdict
+            var from: String, to: String, proto: RowProtocol, verdict: DeploymentFlows.Outcome
         }
         var ports: [Key: [PortRange]] = [:]
         var allPorts = Set<Key>()
@@ -105,7 +105,7 @@ public struct FlowGraph: Sendable, Hashable {
     public func node(_ id: String) -> Node? { nodes.first { $0.id == id } }
 
     /// Allowed first, then blocked at the source, then at the destination.
-    static func rank(_ v: DeploymentFlows.Verdict) -> Int {
+    static func rank(_ v: DeploymentFlows.Outcome) -> Int {
         switch v {
         case .allowed: return 0
         case .blocked(at: .egress): return 1

@@ -63,7 +63,7 @@ enum FlowMatrixHTML {
         return "dropped at \(graph.node(end)?.title ?? end) \(at.rawValue)"
     }
 
-    static func verdictClass(_ v: DeploymentFlows.Verdict) -> String {
+    static func verdictClass(_ v: DeploymentFlows.Outcome) -> String {
         if case .blocked = v { return "blocked" } else { return "allowed" }
     }
 

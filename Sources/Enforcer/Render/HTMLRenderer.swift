@@ -42,8 +42,10 @@ public enum HTMLRenderer {
             "<tr><th>method</th><td>Every host of the config is planned as its daemon would plan it, and every flow is walked as a new "
                 + "connection through the compiled rulesets of both ends (the rulesets the kernel is given). A special group's members "
                 + "(administrators, browsers, workers, anywhere) run no ruleset of this deployment: a flow to or from a group is the "
-                + "role host's end only.</td></tr>",
+                + "role host's end only. Not drawn: what every ruleset allows besides the catalog (loopback, replies, the ICMPv6 "
+                + "that IPv6 needs, and ping and DHCP where the semantics above say so).</td></tr>",
             "</table>",
+            p.modeWarning.map { "<p class=\"notice\">\(HTML.escape($0)).</p>" } ?? "",
             "</header>",
             "<section id=\"diagram\">",
             "<h2>Diagram</h2>",
