@@ -97,6 +97,37 @@ struct TopologyPageTests {
         }
     }
 
+    /// With strict = true the one-sided rows break flows: the page is still written (exit 1, as
+    /// the check), with each such flow marked in the diagram, the matrix, the flow list and the findings.
+    @Test func flowsDroppedAtOneEndAreMarkedEverywhereOnThePage() throws {
+        let f = try DiagramFixture("cloudcenter-standard", strict: true)
+        let page = try TopologyPage(f.configText, name: "strict")
+        defer { page.remove() }
+        let r = try page.render()
+        #expect(r.status == 1)
+        let blocked = f.flows.report.findings.filter { $0.kind == .blockedAtOtherEnd }
+        #expect(!blocked.isEmpty)
+        #expect(r.stdout.contains("<strong class=\"bad\">"))
+        #expect(r.stdout.contains("<div class=\"flow blocked\""))
+        #expect(r.stdout.contains("<tr class=\"blocked\">"))
+        #expect(r.stdout.components(separatedBy: "<code>blocked-at-other-end</code>").count - 1 == blocked.count)
+        #expect(r.stdout.contains("DROPPED at ") == dotAvailable)
+    }
+
+    /// A dot that fails gives a page that says why, not a broken diagram.
+    @Test func aFailingGraphvizIsSaidOnThePage() {
+        guard case .unavailable(let why) = Graphviz.layout("digraph {", executable: "/bin/false") else {
+            Issue.record("a failing dot gave a diagram")
+            return
+        }
+        #expect(why.contains("/bin/false -Tsvg failed (exit 1)"))
+        if dotAvailable, case .unavailable(let why) = Graphviz.layout("digraph { a -> }") {
+            #expect(why.contains("syntax error"), "\(why)")
+        } else if dotAvailable {
+            Issue.record("dot laid out a syntax error")
+        }
+    }
+
     /// A bad config is refused with its file, line and key, and nothing is drawn.
     @Test func aBadConfigDrawsNothing() throws {
         let page = try TopologyPage("[host]\nroles = \"auto\"\n[groups]\nCCO = [\"198.18.0.300\"]\n", name: "bad")
