@@ -120,6 +120,26 @@ struct TopologyDiagramTests {
         }
     }
 
+    /// The order groups and addresses are written in changes the config's hash, nothing else.
+    @Test func theOrderOfTheConfigDoesNotChangeThePicture() throws {
+        let f = try DiagramFixture("cloudcenter-ha")
+        let lines = f.configText.split(separator: "\n", omittingEmptySubsequences: false)
+        let groupsAt = lines.firstIndex(of: "[groups]")!
+        let reversed = lines[...groupsAt] + lines[(groupsAt + 1)...].filter { !$0.isEmpty }.reversed().map { line -> Substring in
+            let parts = line.split(separator: "=", maxSplits: 1)
+            let members = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: " []")).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            return Substring("\(parts[0])= [\(members.reversed().joined(separator: ", "))]")
+        }
+        let text = reversed.joined(separator: "\n") + "\n"
+        #expect(text != f.configText)
+        let cfg = try Config.parse(text: text, file: "cloudcenter-ha.conf")
+        func picture(_ c: Config, _ bytes: String) -> String {
+            DOTRenderer.render(FlowGraph(DeploymentFlows.trace(c), grouping: .byRole), provenance: DiagramProvenance(config: c, configBytes: Array(bytes.utf8)))
+                .split(separator: "\n").filter { !$0.contains("sha256") }.joined(separator: "\n")
+        }
+        #expect(picture(cfg, text) == picture(f.config, f.configText))
+    }
+
     /// In audit mode the kernel passes everything in that direction: the picture must say so.
     @Test func aDirectionNotEnforcedIsSaidOnThePicture() throws {
         let text = "[host]\nroles = \"auto\"\n[enforce]\ningress = \"audit\"\n[groups]\nCCO = [\"198.18.0.20\"]\nAMQP = [\"198.18.0.30\"]\n"
