@@ -67,6 +67,10 @@ CASES = [
      'Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v4"), .icmpTypes(.ipv4, [.echoRequest])], verdict: .accept)'),
     ('meta l4proto tcp ct direction reply tcp sport 8443 accept', None, "input",
      'Rule(matches: [.transport(.tcp), .ctDirectionReply, .ports(.source, .tcp, [PortRange(8443)])], verdict: .accept)'),
+    ('icmp type { destination-unreachable, time-exceeded, parameter-problem } ct state related accept comment "ICMP errors related to allowed connections"', None, "input",
+     'Rule(matches: [.icmpTypes(.ipv4, [.destinationUnreachable, .timeExceeded, .parameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections")'),
+    ('icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state related accept comment "ICMPv6 errors related to allowed connections"', None, "output",
+     'Rule(matches: [.icmpTypes(.ipv6, [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMPv6 errors related to allowed connections")'),
 ]
 
 # A hash set's elements go out in the order written; fwenforcer's model keeps them sorted, so they
