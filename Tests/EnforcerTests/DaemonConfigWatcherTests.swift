@@ -198,7 +198,7 @@ import Testing
         let h = try Harness()
         defer { h.close() }
         try daemonWriteInPlace(h.directory("catalog.toml"), "c1")
-        try h.watcher.watch([FilePath(h.config), FilePath(h.directory("catalog.toml"))])
+        h.watcher.watch([FilePath(h.config), FilePath(h.directory("catalog.toml"))])
         #expect(try h.loop.run(until: { h.seen.count == 1 }, timeout: .seconds(3)))  // watch() itself reports
         try daemonWriteInPlace(h.directory("catalog.toml"), "c2")
         #expect(try h.loop.run(until: { h.seen.count == 2 }, timeout: .seconds(3)))

@@ -145,6 +145,16 @@ public final class ReconcileLoop {
         watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
                                     maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
             self.reload(force: false, reason: "config changed")
+        } onModeChange: { [unowned self] mode in
+            // A full watch table or a missing capability must not stop the daemon: it polls.
+            switch mode {
+            case .polling(let error):
+                self.logger.warning("config watch: \(error); polling \(self.options.configPath) every \(ConfigWatcher.defaultPollInterval) (stat and SHA-256) until inotify works again")
+            case .inotify:
+                self.logger.notice("config watch: inotify works again, polling stopped")
+            }
+            self.metrics.recordConfigWatch(polling: mode != .inotify)
+            self.writeMetrics()
         }
         audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
                                   logger: logger)
@@ -246,14 +256,20 @@ public final class ReconcileLoop {
     private func reloadConfig(force: Bool, reason: String) {
         let path = options.configPath
         do {
+            let data: [UInt8]
             if options.requireSecureConfig {
-                for warning in try ConfigFileSecurity.check(FilePath(path)) where loggedDirectoryWarnings.insert("\(warning)").inserted {
+                // Checked and read from one descriptor: no window to swap the file in between.
+                let checked = try ConfigFileSecurity.read(FilePath(path))
+                for warning in checked.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
                     logger.warning("\(warning)")
                 }
-            }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw InputError(file: path, line: nil, key: nil,
-                                 message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
+                data = checked.bytes
+            } else {
+                guard let contents = FileManager.default.contents(atPath: path) else {
+                    throw InputError(file: path, line: nil, key: nil,
+                                     message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
+                }
+                data = Array(contents)
             }
             let hash = SHA256.hex(of: data)
             if !force && hash == configHash && desired != nil { return }
@@ -268,7 +284,7 @@ public final class ReconcileLoop {
                 }
                 refusedHash = nil
             }
-            let config = try Config.parse(text: String(decoding: data, as: UTF8.self), file: path)
+            let config = try Config.parse(text: try Config.text(of: data, file: path), file: path)
             autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
             guard config.enforce.table == reconciler.table else {
