@@ -63,6 +63,7 @@ public final class ReconcileLoop {
     let pendingFile: PendingFile
 
     private var watcher: ConfigWatcher?
+    private var addressWatch: HostAddressWatch?
     /// Listens and counts while a direction is in audit mode.
     private var audit: AuditRecorder?
     private var retryTimer: EventLoop.Timer?
@@ -137,9 +138,9 @@ public final class ReconcileLoop {
             }
         }
         if let addressMonitor {
-            _ = try loop.watchReadable(FileDescriptor(rawValue: addressMonitor.fileDescriptor)) { [unowned self] in
-                // Drained always; acted on only when the roles follow the addresses.
-                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: "interface addresses changed") }
+            // Debounced, and only a real change of the address set counts (not RA lifetime refreshes).
+            addressWatch = try HostAddressWatch(monitor: addressMonitor, loop: loop) { [unowned self] in
+                if self.autoRoles { self.reload(force: true, reason: "interface addresses changed") }
             }
         }
         watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
@@ -183,6 +184,7 @@ public final class ReconcileLoop {
 
     private func shutdown() {
         watcher?.close()
+        addressWatch?.close()
         audit?.close()
         for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer, confirmTimer] { t?.invalidate() }
     }
