@@ -23,7 +23,8 @@ public struct ProvisionalApply {
 
     public let file: PendingFile
     public let backend: any Backend
-    /// Starts the waiter for `file` and returns its pid.
+    /// Starts the waiter for `file` and returns its pid, once the waiter blocks the signals it
+    /// handles (``ConfirmationWaiterLauncher``).
     public let startWaiter: () throws -> pid_t
 
     public init(file: PendingFile, backend: any Backend, startWaiter: @escaping () throws -> pid_t) {
@@ -40,14 +41,18 @@ public struct ProvisionalApply {
         var tx = Diff.transaction(from: snapshot.ruleset, to: plan, generation: snapshot.generation)
         if tx.operations.isEmpty { return .unchanged }
 
-        let waiter = try startWaiter()
-        var record = PendingConfirmation(pid: waiter, owner: .apply, table: plan.tableName, deadline: PendingConfirmation.deadline(after: window),
+        let pid = try startWaiter()
+        // Named by pid and start time from here on, so no later signal can reach a reused pid.
+        guard let waiter = ProcessIdentity.of(pid) else {
+            throw Refusal(description: "the confirmation waiter (pid \(pid)) exited at once; nothing was changed (see \(file.logPath) or the journal)")
+        }
+        var record = PendingConfirmation(pid: waiter.pid, ownerStartTime: waiter.startTime, owner: .apply, table: plan.tableName, deadline: PendingConfirmation.deadline(after: window),
                                          configPath: configPath, configSHA256: configSHA256,
                                          applied: Reconciler.describe(tx).joined(separator: ", "), previous: snapshot.ruleset)
         do {
             try file.write(record)
         } catch {
-            kill(waiter, SIGUSR2)
+            try? waiter.signal(SIGUSR2)
             throw error
         }
         var restarts = 0
@@ -85,9 +90,9 @@ public struct ProvisionalApply {
     }
 
     /// Nothing was changed: the waiter has nothing to undo.
-    private func cancel(_ waiter: pid_t) {
+    private func cancel(_ waiter: ProcessIdentity) {
         file.remove()
-        kill(waiter, SIGUSR2)
+        try? waiter.signal(SIGUSR2)
     }
 }
 #endif
