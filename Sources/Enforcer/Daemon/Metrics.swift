@@ -27,6 +27,8 @@ public struct DaemonMetrics: Sendable, Equatable {
     public var configWatchPolling = false
     /// Times the config watch fell back from inotify to polling.
     public var configWatchFallbacks = 0
+    /// The fail-closed baseline stands in for a plan (no valid config, or roles unresolved).
+    public var baselineActive = false
 
     public init() {}
 
@@ -106,6 +108,9 @@ public enum MetricsText {
         }
         out.family("fwenforcer_config_watch_fallbacks_total", .counter, "Times the config watch fell back from inotify to polling.") {
             $0.sample([:], m.configWatchFallbacks)
+        }
+        out.family("fwenforcer_baseline_active", .gauge, "1 while the fail-closed baseline is enforced because no valid plan exists (see the log and `fwenforcerd status`).") {
+            $0.sample([:], m.baselineActive ? 1 : 0)
         }
         out.family("fwenforcer_config_generation", .gauge, "Config contents accepted since the daemon started (+1 at each change).") {
             $0.sample([:], m.configGeneration)
