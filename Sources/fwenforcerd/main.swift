@@ -175,10 +175,11 @@ struct Apply: ParsableCommand {
         let file = PendingFile(path: FilePath(pendingFile))
         let hash = SHA256.hex(of: FileManager.default.contents(atPath: options.config) ?? Data())
         let confirmCommand = "fwenforcerd confirm" + (file.path == PendingFile.defaultPath ? "" : " --pending-file \(file.path)")
+        // A transient systemd unit where systemd runs the host (outside the login session), else a detached process.
+        let launcher = ConfirmationWaiterLauncher.forThisHost()
         try withBackend { backend in
             let provisional = ProvisionalApply(file: file, backend: backend) {
-                try DetachedProcess.spawn(DetachedProcess.currentExecutable(), arguments: ["confirm-wait", "--pending-file", file.path.string],
-                                          standardError: file.logPath, blocked: ConfirmationWaiter.signals)
+                try launcher.start(executable: DetachedProcess.currentExecutable(), file: file)
             }
             let result: ProvisionalApply.Result
             do {
@@ -195,7 +196,7 @@ struct Apply: ParsableCommand {
             case .provisional(let record, let outcome):
                 print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")) PROVISIONALLY: \(outcome.summary)")
                 print("to keep it, run within \(window) s (before \(ISO8601Format.string(record.deadline))):  \(confirmCommand)")
-                print("otherwise pid \(record.pid) restores \(record.previousDescription), and logs it to syslog and \(file.logPath)")
+                print("otherwise pid \(record.pid) restores \(record.previousDescription), and logs it to syslog and \(launcher.logDescription(file))")
             }
         }
     }
