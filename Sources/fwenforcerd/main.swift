@@ -206,18 +206,25 @@ struct Confirm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keep a provisional change (apply or run with --confirm-within) before its window ends.",
         discussion: """
-        Signals the process that would roll the change back (SIGUSR1) and waits for it to acknowledge. \
-        Exit 0 when the change is confirmed; 1 when nothing is pending, the window has passed (the previous \
-        ruleset was restored), or no acknowledgement came.
+        Signals the process that would roll the change back (SIGUSR1, carrying the change's token from the \
+        pending record) and waits for it to acknowledge. The owner keeps exactly that change: if a newer \
+        change (automation, etcd) replaced it meanwhile, the confirmation is refused and the newer one stays \
+        provisional. With --change, only the change of that config hash is confirmed. \
+        Exit 0 when the change is confirmed; 1 when nothing is pending, the pending change is another, the \
+        window has passed (the previous ruleset was restored), or no acknowledgement came.
         """)
 
     @Option(help: ArgumentHelp("Pending-confirmation record.", valueName: "path"))
     var pendingFile: String = PendingFile.defaultPath.string
 
+    @Option(help: ArgumentHelp("Confirm only the change of this config (a prefix of its SHA-256, as the apply line or `status` shows it).",
+                               valueName: "sha256"))
+    var change: String?
+
     func run() throws {
         let result: Confirmation.Result
         do {
-            result = try Confirmation.confirm(PendingFile(path: FilePath(pendingFile)))
+            result = try Confirmation.confirm(PendingFile(path: FilePath(pendingFile)), expected: change)
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
@@ -227,6 +234,12 @@ struct Confirm: ParsableCommand {
             print("confirmed: the ruleset of \(record.configPath) (sha256 \(record.configSHA256.prefix(12))) stays enforced (\(record.applied))")
         case .nothingPending(let why):
             printError("nothing to confirm: \(why)")
+            throw ExitCode(1)
+        case .superseded(let old, let new):
+            printError("not confirmed: config sha256 \(old.configSHA256.prefix(12)) was replaced before the confirmation arrived by config sha256 \(new.configSHA256.prefix(12)) (\(new.applied)), which you have not confirmed; it stays provisional until \(ISO8601Format.string(new.deadline)). Check it, then run confirm again")
+            throw ExitCode(1)
+        case .notTheNamedChange(let record, let expected):
+            printError("not confirmed: the pending change is config sha256 \(record.configSHA256.prefix(12)) (\(record.applied)), not \(expected); nothing was sent")
             throw ExitCode(1)
         case .tooLate(let record):
             let what = record.state == .rollbackFailed ? "the rollback failed (\(record.outcome ?? "")); the provisional ruleset may still be enforced"
