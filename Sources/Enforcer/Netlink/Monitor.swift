@@ -93,19 +93,25 @@ public final class NetlinkMonitor {
     /// taken again and includes it: nothing drained here hides drift. Earlier commits are already
     /// part of what a read starting at `from` sees.
     public func drainCheckingTable(after from: UInt32, upTo to: UInt32) -> (untouched: Bool, events: [MonitorEvent]) {
-        guard let events = try? drain() else { return (false, []) }
         func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
         var seen = from
         var untouched = true
-        for event in events {
-            switch event {
-            case .overflow: untouched = false
-            case .commit(let c):
-                if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
-                if after(c.generation, seen) { seen = c.generation }
+        var all: [MonitorEvent] = []
+        // `drain` stops at its budget: read on until the commit at `to` is seen (a bounded number
+        // of times; the events of commits up to `to` are queued already).
+        for _ in 0..<64 where !after(seen, to) && seen != to {
+            guard let events = try? drain(), !events.isEmpty else { break }
+            all += events
+            for event in events {
+                switch event {
+                case .overflow: untouched = false
+                case .commit(let c):
+                    if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
+                    if after(c.generation, seen) { seen = c.generation }
+                }
             }
         }
-        return (untouched && !after(to, seen), events)
+        return (untouched && !after(to, seen), all)
     }
 
     /// Parses one datagram of netlink messages into commits (exposed for tests with recorded bytes).
