@@ -44,6 +44,9 @@ public enum Compiler {
             rules += tailRules(direction, mode: mode, config: config)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
+            if direction == .ingress {
+                chains.append(publishedPortsChain(flows.filter { $0.direction == .ingress }, mode: mode, config: config, sets: &sets))
+            }
         }
         let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)
         return Plan(ruleset: ruleset, roles: roles, flows: flows)

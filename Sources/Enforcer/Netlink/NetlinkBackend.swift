@@ -212,7 +212,7 @@ public final class NetlinkBackend: Backend {
             guard c.table == table else { continue }
             guard c.type == "filter", let hookNumber = c.hook, let hook = Hook(netfilterHook: hookNumber),
                   let policyCode = c.policy, let policy = Verdict(netfilterCode: Int32(bitPattern: policyCode)) else {
-                throw .unrepresentable("chain \(c.name) is not an input or output filter base chain with an accept or drop policy")
+                throw .unrepresentable("chain \(c.name) is not an input, forward or output filter base chain with an accept or drop policy")
             }
             chains.append(Chain(name: c.name, hook: hook, priority: c.priority, policy: policy, rules: []))
         }
