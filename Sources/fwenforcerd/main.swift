@@ -420,6 +420,7 @@ struct Status: ParsableCommand {
         }
         try withBackend { backend in
             let snapshot = try backend.read(table: table)
+            defer { for line in (try? backend.otherBaseChains(excluding: table)).map(OtherBaseChain.statusLines) ?? [] { print(line) } }
             guard let live = snapshot.ruleset else {
                 print("kernel:     no table inet \(table) (generation \(snapshot.generation))")
                 return

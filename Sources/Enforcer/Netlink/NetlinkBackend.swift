@@ -379,9 +379,10 @@ public final class NetlinkBackend: Backend {
 
     // MARK: - request / reply
 
-    /// A dump request of `type` for the inet family, filtered by string attributes.
-    private func dump(_ type: nf_tables_msg_types, attributes: [(UInt16, String)], interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
-        var request = builder.build(type, flags: NLM_F_REQUEST | NLM_F_DUMP) { _ in }
+    /// A dump request of `type` for `family` (default inet), filtered by string attributes.
+    func dump(_ type: nf_tables_msg_types, family: UInt8 = familyInet, attributes: [(UInt16, String)],
+              interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
+        var request = builder.build(type, flags: NLM_F_REQUEST | NLM_F_DUMP, family: family) { _ in }
         for (t, v) in attributes { request.appendAttribute(type: t, Array(v.utf8) + [0]) }
         let n = UInt32(request.count)
         for k in 0..<4 { request[k] = UInt8(truncatingIfNeeded: n >> (8 * UInt32(k))) }
