@@ -366,6 +366,12 @@ struct Run: ParsableCommand {
             defer { loop.close() }
             let backend = try NetlinkBackend()
             defer { backend.close() }
+            // [enforce] owner is read once: the table's flags belong to this daemon's socket.
+            if (try? Config.load(path: config))?.enforce.owner == true {
+                backend.tableOwnership = .owned
+                let claim = try backend.claim(table: table)
+                logger.notice("\(claim)")
+            }
             let monitor = try NetlinkMonitor(table: table)
             defer { monitor.close() }
             let addresses = try AddressMonitor()

@@ -27,6 +27,10 @@ public final class NetlinkBackend: Backend {
     /// ACK costs about 1 KiB of buffer (skb overhead included), as nft also assumes. Tests lower it
     /// to provoke lost ACKs.
     var receiveBufferPerMessage = 1024
+    /// Whether the tables this backend creates are owned by its socket (`claim(table:)`).
+    public var tableOwnership: TableOwnership = .shared
+    /// The socket's netlink port id: what the kernel records as an owned table's owner.
+    var portID: UInt32 { socket.portID }
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
     static let erestart: Int32 = 85
 
@@ -64,7 +68,7 @@ public final class NetlinkBackend: Backend {
 
     public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
         let start = ContinuousClock.now
-        let batch = try Batch.encode(tx, builder: builder)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableOwnership.flags)
         let (bytes, retries, generation) = try send(batch, generation: tx.generation, commit: true)
         let counts = tx.counts
         // The kernel checked the batch against `generation` under its commit lock and committed
@@ -75,7 +79,7 @@ public final class NetlinkBackend: Backend {
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
-        let batch = try Batch.encode(tx, builder: builder)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableOwnership.flags)
         _ = try send(batch, generation: tx.generation, commit: false)
     }
 

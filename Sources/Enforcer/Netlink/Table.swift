@@ -17,11 +17,11 @@ final class NftnlTable {
 
 /// NEWTABLE / DELTABLE / GETTABLE for fwenforcer's inet table.
 enum TableMessages {
-    /// `add table inet NAME` (nft sends flags 0 explicitly).
-    static func add(_ name: String, _ b: MessageBuilder) -> [UInt8] {
+    /// `add table inet NAME` (nft sends flags 0 explicitly); `flags` for an owned table.
+    static func add(_ name: String, flags: UInt32 = 0, _ b: MessageBuilder) -> [UInt8] {
         let t = NftnlTable()
         t.set(NFTNL_TABLE_NAME, name)
-        t.set(NFTNL_TABLE_FLAGS, UInt32(0))
+        t.set(NFTNL_TABLE_FLAGS, flags)
         return b.build(NFT_MSG_NEWTABLE, flags: RequestFlags.create) { nftnl_table_nlmsg_build_payload($0, t.pointer) }
     }
 
