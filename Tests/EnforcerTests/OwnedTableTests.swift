@@ -97,3 +97,23 @@ struct OwnedTableTests {
         #expect(try Self.rules(lab) == shared)
     }
 }
+
+/// What a kernel without the flags answers, on this kernel: a table flag it does not know is
+/// refused with EOPNOTSUPP, exactly as a kernel before 6.9 refuses NFT_TABLE_F_PERSIST (0x4) and
+/// one before 5.12 NFT_TABLE_F_OWNER.
+@Suite(.enabled(if: kernelTestsAvailable, kernelTestsSkipReason))
+struct OwnedTableKernelSupportTests {
+    @Test func aKernelWithoutTheFlagsGetsAnErrorNamingThem() throws {
+        try NetworkNamespace.with { ns in
+            let b = try ns.backend()
+            defer { b.close() }
+            b.tableOwnership = .owned
+            b.tableFlags = tableFlagOwner | 0x8   // no kernel knows 0x8 yet
+            let error = #expect(throws: BackendError.self) { try b.claim(table: "fwenforcer") }
+            let text = error.map { "\($0)" } ?? ""
+            #expect(text.contains("needs the table flags NFT_TABLE_F_OWNER and NFT_TABLE_F_PERSIST (Linux 6.9 or later)"), "\(text)")
+            #expect(text.contains("set owner = false"))
+            #expect(try b.read(table: "fwenforcer").ruleset == nil, "nothing was created")
+        }
+    }
+}

@@ -28,7 +28,10 @@ public final class NetlinkBackend: Backend {
     /// to provoke lost ACKs.
     var receiveBufferPerMessage = 1024
     /// Whether the tables this backend creates are owned by its socket (`claim(table:)`).
-    public var tableOwnership: TableOwnership = .shared
+    public var tableOwnership: TableOwnership = .shared { didSet { tableFlags = tableOwnership.flags } }
+    /// The flags on every NEWTABLE (tests add a flag this kernel does not know, as a kernel before
+    /// 6.9 does not know NFT_TABLE_F_PERSIST).
+    var tableFlags: UInt32 = 0
     /// The socket's netlink port id: what the kernel records as an owned table's owner.
     var portID: UInt32 { socket.portID }
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
@@ -68,7 +71,7 @@ public final class NetlinkBackend: Backend {
 
     public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
         let start = ContinuousClock.now
-        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableOwnership.flags)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableFlags)
         let (bytes, retries, generation) = try send(batch, generation: tx.generation, commit: true)
         let counts = tx.counts
         // The kernel checked the batch against `generation` under its commit lock and committed
@@ -79,7 +82,7 @@ public final class NetlinkBackend: Backend {
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
-        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableOwnership.flags)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableFlags)
         _ = try send(batch, generation: tx.generation, commit: false)
     }
 
