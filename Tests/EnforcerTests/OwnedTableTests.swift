@@ -117,3 +117,17 @@ struct OwnedTableKernelSupportTests {
         }
     }
 }
+
+/// On a kernel before 6.9 (Debian 12's 6.1, in the qemu VM), the real refusal.
+@Suite(.enabled(if: kernelTestsAvailable && !kernelHasTablePersist, "needs root, nft and a kernel before 6.9"))
+struct OwnedTableOldKernelTests {
+    @Test func theDaemonsClaimNamesTheMissingFeature() throws {
+        try NetworkNamespace.with { ns in
+            let b = try ns.backend()
+            defer { b.close() }
+            b.tableOwnership = .owned
+            let error = #expect(throws: BackendError.self) { try b.claim(table: "fwenforcer") }
+            #expect(error.map { "\($0)" }?.contains("NFT_TABLE_F_PERSIST (Linux 6.9 or later)") == true)
+        }
+    }
+}
