@@ -165,6 +165,11 @@ struct Apply: ParsableCommand {
             return
         }
         try withBackend { backend in
+            // An owned table stays owned (orphaned again when apply exits, for the daemon to adopt).
+            if cfg.enforce.owner {
+                backend.tableOwnership = .owned
+                _ = try backend.claim(table: plan.ruleset.tableName)
+            }
             let reconciler = Reconciler(backend: backend, table: plan.ruleset.tableName)
             let outcome = try reconciler.reconcile(to: plan.ruleset)
             print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")): \(outcome.summary)")

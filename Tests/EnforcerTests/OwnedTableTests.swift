@@ -98,6 +98,26 @@ struct OwnedTableTests {
     }
 }
 
+extension OwnedTableTests {
+    /// `fwenforcerd apply` with `owner = true` writes the table owned by its own socket: when it
+    /// exits, the table stays orphaned, a second apply adopts it for its change, and so does the daemon.
+    @Test func applyLeavesAnOrphanedTableThatTheDaemonAdopts() throws {
+        let lab = try Lab(label: "owner-apply", vms: [ContainerHost.hostVM])
+        defer { lab.teardown() }
+        let path = try ContainerHostTests.writeConfig(Self.config(owner: true), lab)
+        for workers in [["198.18.128.0/17"], ["198.18.128.0/18"]] {
+            _ = try ContainerHostTests.writeConfig(ContainerHostTests.config(workers: workers) + "\n[enforce]\nowner = true\n", lab)
+            try lab.check(ContainerHost.hostVM.name, [fwenforcerdPath, "apply", "--config", path])
+            let table = try ContainerHostTests.table(lab) ?? ""
+            #expect(table.contains("\tflags \n") && table.contains(workers[0]), "orphaned, persistent, with the change:\n\(table)")
+        }
+        let daemon = try ContainerHostTests.startDaemon(lab, config: Self.config(owner: true))
+        defer { daemon.stop() }
+        #expect(daemon.waitForLine(timeout: 10) { $0.contains("adopted the orphaned table") }, "\(daemon.output)")
+        #expect(try ContainerHostTests.eventually { try ContainerHostTests.table(lab)?.contains("198.18.128.0/17") == true })
+    }
+}
+
 /// What a kernel without the flags answers, on this kernel: a table flag it does not know is
 /// refused with EOPNOTSUPP, exactly as a kernel before 6.9 refuses NFT_TABLE_F_PERSIST (0x4) and
 /// one before 5.12 NFT_TABLE_F_OWNER.
