@@ -70,8 +70,11 @@ struct ContainerHostTests {
 
         // Without fwenforcer, Docker's own rules let anybody reach the published port: the bypass
         // this test must see closed (and the proof the probes can fail).
-        let bypass = try docker.probe(from: Self.other.name, host[0], 5000, count: 5)
-        #expect(bypass.ok == 5, "Docker's DNAT path without fwenforcer: \(bypass)")
+        for address in host {
+            #expect(try Self.eventually(10) { try docker.probe(from: Self.other.name, address, 5000, count: 1).ok == 1 })
+            let bypass = try docker.probe(from: Self.other.name, address, 5000, count: 5, timeout: 3)
+            #expect(bypass.ok == 5, "Docker's DNAT path to \(address) without fwenforcer: \(bypass)")
+        }
 
         let monitor = try lab.spawn(ContainerHost.hostVM.name, ["nft", "monitor"], label: "monitor")
         let daemon = try Self.startDaemon(lab, config: Self.config())
@@ -83,7 +86,9 @@ struct ContainerHostTests {
             a.ok += b.ok; a.timeout += b.timeout; a.refused += b.refused; a.other += b.other
         }
         for address in host {
-            let fromWorker = try docker.probe(from: Self.worker.name, address, 5000)
+            // Neighbour resolution first, so the counted probes measure the firewall (the machine may be busy).
+            #expect(try Self.eventually(10) { try docker.probe(from: Self.worker.name, address, 5000, count: 1).ok == 1 })
+            let fromWorker = try docker.probe(from: Self.worker.name, address, 5000, timeout: 3)
             #expect(fromWorker.ok == fromWorker.total, "worker -> \(address):5000: \(fromWorker)")
             add(&allowed, fromWorker)
             let fromOther = try docker.probe(from: Self.other.name, address, 5000, timeout: 0.5)
@@ -92,7 +97,8 @@ struct ContainerHostTests {
         }
         // The container's own traffic: egress to a host that is in no group, masqueraded.
         for address in Self.other.addresses {
-            let out = try docker.probe(from: ContainerHost.containerVM, address, 8080)
+            #expect(try Self.eventually(10) { try docker.probe(from: ContainerHost.containerVM, address, 8080, count: 1).ok == 1 })
+            let out = try docker.probe(from: ContainerHost.containerVM, address, 8080, timeout: 3)
             #expect(out.ok == out.total, "container -> \(address):8080: \(out)")
             add(&egress, out)
         }
