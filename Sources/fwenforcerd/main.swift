@@ -437,6 +437,7 @@ struct Status: ParsableCommand {
                 return
             }
             print("kernel:     table inet \(table), generation \(snapshot.generation), chains \(live.chains.map { "\($0.name) (policy \($0.policy.rawValue), \($0.rules.count) rules)" }.joined(separator: ", "))")
+            if let owner = try? backend.ownerState(of: table) { print("  table: \(owner)") }
             for set in live.sets {
                 let expected = state?.setElementCounts[set.name]
                 let mark = expected.map { $0 == set.elements.ranges.count ? "" : " (daemon planned \($0))" } ?? ""

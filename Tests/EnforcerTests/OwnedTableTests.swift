@@ -54,6 +54,9 @@ struct OwnedTableTests {
         #expect(try Self.rules(lab) == planned)
         #expect(try Self.nft(lab, "list", "table", "inet", "filter").ok)
         #expect(!daemon.output.contains("drift"), "no repair was needed: \(daemon.output)")
+        let status = try lab.check(ContainerHost.hostVM.name, [fwenforcerdPath, "status", "--state-file", lab.dir.path + "/state.json",
+                                                               "--pending-file", lab.dir.path + "/pending.json"]).stdout
+        #expect(status.contains("  table: owned by netlink port "), "\(status)")
 
         // A second daemon (another lock file) cannot take it.
         let d = lab.dir.path
@@ -66,6 +69,8 @@ struct OwnedTableTests {
         // The daemon stops: the table stays in force, orphaned, and the operator's nft may change it.
         daemon.stop()
         #expect(try Self.rules(lab) == planned)
+        #expect(try lab.check(ContainerHost.hostVM.name, [fwenforcerdPath, "status", "--state-file", lab.dir.path + "/state.json",
+                                                          "--pending-file", lab.dir.path + "/pending.json"]).stdout.contains("  table: orphaned"))
         #expect(try Self.nft(lab, "insert", "rule", "inet", "fwenforcer", "input", "tcp", "dport", "2222", "accept").ok)
 
         // A new daemon adopts it (and repairs the operator's change); nft is refused again.

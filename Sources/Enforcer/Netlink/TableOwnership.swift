@@ -41,6 +41,24 @@ public enum TableClaim: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// Who may change the table, as `status` reports it.
+public enum TableOwnerState: Sendable, Hashable, CustomStringConvertible {
+    /// Any process with CAP_NET_ADMIN.
+    case shared
+    /// Only the process whose netlink socket has this port id (usually its pid).
+    case owned(portID: UInt32)
+    /// Persistent, and its owner has exited: anyone may change it until a daemon adopts it.
+    case orphaned
+
+    public var description: String {
+        switch self {
+        case .shared: return "shared (any process may change it)"
+        case .owned(let port): return "owned by netlink port \(port) (usually the pid of fwenforcerd); only it may change the table"
+        case .orphaned: return "orphaned (persistent, its owner exited): any process may change it until fwenforcerd adopts it"
+        }
+    }
+}
+
 /// The table's flags and owner, from a GETTABLE reply.
 struct TableState {
     var flags: UInt32
@@ -48,6 +66,12 @@ struct TableState {
     var owner: UInt32?
 
     var isOrphan: Bool { flags & (tableFlagOwner | tableFlagPersist) == tableFlagPersist }
+
+    var ownerState: TableOwnerState {
+        if isOrphan { return .orphaned }
+        if flags & tableFlagOwner != 0, let owner { return .owned(portID: owner) }
+        return .shared
+    }
 }
 
 extension NetlinkBackend {
@@ -82,6 +106,11 @@ extension NetlinkBackend {
                 "[enforce] owner = true needs the table flags NFT_TABLE_F_OWNER and NFT_TABLE_F_PERSIST (Linux 6.9 or later); "
                 + "this kernel (\(kernelRelease())) refuses them: set owner = false")])
         }
+    }
+
+    /// Who may change the table; nil when it does not exist.
+    public func ownerState(of table: String) throws(BackendError) -> TableOwnerState? {
+        try tableState(table)?.ownerState
     }
 
     /// GETTABLE: the table's flags and owner; nil when it does not exist.
