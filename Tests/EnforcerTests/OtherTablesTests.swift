@@ -31,7 +31,7 @@ import Testing
     @Test func theFakeListsOtherTablesButNotItsOwn() throws {
         let b = try Self.fake()
         let plan = try PublishedPortsTests.ruleset()
-        _ = try b.apply(Diff.replacement(plan))
+        _ = try b.replace(with: plan)
         #expect(try b.otherBaseChains(excluding: "fwenforcer") == Self.dockerAndDebian.sorted())
         #expect(try b.otherBaseChains(excluding: "filter").contains { $0.table == "fwenforcer" && $0.hook == .forward })
     }
@@ -58,7 +58,7 @@ struct OtherTablesKernelTests {
             try ns.nft(ContainerHostTests.stockNftablesConf.replacingOccurrences(of: "flush ruleset", with: ""))
             let b = try ns.backend()
             defer { b.close() }
-            _ = try b.apply(Diff.replacement(try PublishedPortsTests.ruleset()))
+            _ = try b.replace(with: try PublishedPortsTests.ruleset())
             #expect(try b.otherBaseChains(excluding: "fwenforcer") == OtherTablesTests.dockerAndDebian.sorted())
             #expect(try b.otherBaseChains(excluding: "fwenforcer") == OtherTablesTests.fake().otherBaseChains(excluding: "fwenforcer"))
         }

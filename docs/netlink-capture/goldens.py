@@ -79,8 +79,10 @@ CASES = [
 
 # A hash set's elements go out in the order written; fwenforcer's model keeps them sorted, so they
 # are written sorted here.
+# fwenforcer's ownership mark (TableMarker), which every `add table` carries.
+MARK = '  comment "managed by fwenforcerd: changes made here are reverted"\n'
 OBJECTS = """table inet fwenforcer {
-  chain input { type filter hook input priority filter; policy drop; }
+""" + MARK + """  chain input { type filter hook input priority filter; policy drop; }
   chain output { type filter hook output priority filter; policy accept; }
   set CCM_v4 { type ipv4_addr; flags interval; elements = { 198.18.0.7, 198.18.1.0/24, 198.18.3.1-198.18.3.9 } }
   set CCM_v6 { type ipv6_addr; flags interval; comment "CCM hosts"; elements = { fd00::1, 2001:db8::/64 } }
@@ -130,7 +132,7 @@ enum NetlinkGoldens {
 
     static let rules: [Case] = [""")
 for stmt, set_, hook, rule in CASES:
-    text = "table inet fwenforcer {\n"
+    text = "table inet fwenforcer {\n" + MARK
     if set_: text += "  " + set_[0] + "\n"
     text += f"  chain {hook} {{ type filter hook {hook} priority filter; policy drop;\n    {stmt}\n  }}\n}}\n"
     msgs = capture(text)

@@ -36,11 +36,11 @@ extension Compiler {
             Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
         ]
         // The same related-ICMP rules as the input chain has.
-        rules += baseRules(.ingress, config: config).filter { $0.matches.contains(.ctState([.related])) }
+        rules += baseRules(.ingress, enforce: config.enforce).filter { $0.matches.contains(.ctState([.related])) }
         for rule in catalogRules(flows, direction: .ingress, config: config, sets: &sets) {
             rules += onOriginalPort(rule)
         }
-        rules += tailRules(.ingress, mode: mode, config: config).map { rule in
+        rules += tailRules(.ingress, mode: mode, enforce: config.enforce).map { rule in
             var rule = rule
             rule.matches.insert(.ctStatusDNAT(true), at: 0)
             return rule

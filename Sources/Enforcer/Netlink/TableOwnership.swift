@@ -23,7 +23,7 @@ public enum TableOwnership: Sendable, Hashable {
 }
 
 /// What `claim(table:)` found and did.
-public enum TableClaim: Sendable, Hashable, CustomStringConvertible {
+public enum OwnershipClaim: Sendable, Hashable, CustomStringConvertible {
     /// No table yet: the first apply creates it owned (the kernel accepts the flags).
     case willCreate
     /// An orphaned persistent table (its owner exited) is now owned by this socket.
@@ -80,7 +80,7 @@ extension NetlinkBackend {
     /// checks that the kernel accepts the flags for the table the first apply will create.
     /// Refuses a table another live socket owns (another fwenforcerd, or a tool), and explains a
     /// kernel without the flags.
-    public func claim(table: String) throws(BackendError) -> TableClaim {
+    public func claim(table: String) throws(BackendError) -> OwnershipClaim {
         precondition(tableOwnership == .owned, "claim(table:) is for an owned table")
         do throws(BackendError) {
             guard let state = try tableState(table) else {
@@ -92,14 +92,15 @@ extension NetlinkBackend {
                     "owned by the netlink socket of another process (port id \(owner), usually its pid): another fwenforcerd? "
                     + "Only that process can change or delete it until it exits")])
             }
+            // Only a table fwenforcer may take at all (marked, or adoptable: `TableClaim`).
+            let snapshot = try read(table: table)
+            if case .refused(let why) = TableClaim(snapshot, table: table) { throw BackendError.notOwned(why) }
             if state.isOrphan {
                 _ = try apply(Transaction(table: table, operations: [.addTable]))
                 return .adopted
             }
-            let snapshot = try read(table: table)
             guard let ruleset = snapshot.ruleset else { return .willCreate }
-            _ = try apply(Transaction(table: table, operations: [.deleteTable, .addTable] + Diff.creation(of: ruleset),
-                                      generation: snapshot.generation))
+            _ = try apply(Diff.replacement(ruleset, existing: true, generation: snapshot.generation))
             return .recreated
         } catch .rejected(let rejections) where rejections.contains(where: { $0.code == .notSupported }) {
             throw .rejected([Rejection(object: "table inet \(table)", code: .notSupported, kernelMessage:
