@@ -100,4 +100,14 @@ import Testing
         #expect(fromWorkers.map(\.matches.last) == inputPorts.map { .originalDestinationPort(.tcp, $0) })
         for chain in rs.chains { for rule in chain.rules { #expect(KernelForm.canonical(rule) == rule, "\(NftRenderer.render(rule: rule))") } }
     }
+
+    /// No valid plan yet (the fail-closed baseline): a published port is closed like the host's
+    /// own, but for administrators' SSH.
+    @Test func theBaselineClosesPublishedPortsToo() throws {
+        let config = try Config.parse(text: Self.registry, file: "registry.conf")
+        let t = Tracer(Baseline.ruleset(Baseline.Inputs(config)))
+        #expect(!t.accepts(Self.published(from: "198.18.130.7", 5000, to: 5000), at: .forward))
+        #expect(t.accepts(Self.published(from: "198.19.0.5", 22, to: 22), at: .forward))
+        #expect(t.accepts(TracedPacket(from: IPAddress(Self.container)!, to: IPAddress("198.18.9.9")!, port: 443), at: .forward))
+    }
 }

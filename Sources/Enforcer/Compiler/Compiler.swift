@@ -45,7 +45,8 @@ public enum Compiler {
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
             if direction == .ingress {
-                chains.append(publishedPortsChain(flows.filter { $0.direction == .ingress }, mode: mode, config: config, sets: &sets))
+                let allow = catalogRules(flows.filter { $0.direction == .ingress }, direction: .ingress, config: config, sets: &sets)
+                chains.append(publishedPortsChain(allowing: allow, mode: mode, enforce: config.enforce))
             }
         }
         let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)

@@ -30,17 +30,16 @@ extension Compiler {
     /// The name of the forward-hook chain.
     public static let publishedPortsChainName = "forward"
 
-    static func publishedPortsChain(_ flows: [Flow], mode: EnforceMode, config: Config, sets: inout [String: NamedSet]) -> Chain {
+    /// The chain for `input`'s allow rules (`tcp dport` ones are rewritten to the original port).
+    static func publishedPortsChain(allowing inputRules: [Rule], mode: EnforceMode, enforce: Config.Enforce) -> Chain {
         var rules: [Rule] = [
             Rule(matches: [.ctStatusDNAT(false)], verdict: .accept, comment: "not DNATed to a published port"),
             Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
         ]
         // The same related-ICMP rules as the input chain has.
-        rules += baseRules(.ingress, enforce: config.enforce).filter { $0.matches.contains(.ctState([.related])) }
-        for rule in catalogRules(flows, direction: .ingress, config: config, sets: &sets) {
-            rules += onOriginalPort(rule)
-        }
-        rules += tailRules(.ingress, mode: mode, enforce: config.enforce).map { rule in
+        rules += baseRules(.ingress, enforce: enforce).filter { $0.matches.contains(.ctState([.related])) }
+        rules += inputRules.flatMap(onOriginalPort)
+        rules += tailRules(.ingress, mode: mode, enforce: enforce).map { rule in
             var rule = rule
             rule.matches.insert(.ctStatusDNAT(true), at: 0)
             return rule
