@@ -16,10 +16,14 @@
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
 #   iptables              iptables-nft (Debian's iptables): the container tests write the rules Docker writes
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
+#   graphviz chromium     `check --topology --format dot|html`: the diagram tests lay the DOT out with dot
+#                         and open the HTML page in headless chromium (DOM and screenshot)
+#   fonts-dejavu-core     a font for dot's labels and chromium's screenshot
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core iptables time "$@")
+          dpkg-dev systemd etcd-server etcd-client ansible-core iptables time
+          graphviz chromium fonts-dejavu-core "$@")
 
 missing=()
 for package in "${packages[@]}"; do

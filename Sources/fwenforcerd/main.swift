@@ -180,10 +180,11 @@ struct Apply: ParsableCommand {
         let file = PendingFile(path: FilePath(pendingFile))
         let hash = SHA256.hex(of: FileManager.default.contents(atPath: options.config) ?? Data())
         let confirmCommand = "fwenforcerd confirm" + (file.path == PendingFile.defaultPath ? "" : " --pending-file \(file.path)")
+        // A transient systemd unit where systemd runs the host (outside the login session), else a detached process.
+        let launcher = ConfirmationWaiterLauncher.forThisHost()
         try withBackend { backend in
             let provisional = ProvisionalApply(file: file, backend: backend) {
-                try DetachedProcess.spawn(DetachedProcess.currentExecutable(), arguments: ["confirm-wait", "--pending-file", file.path.string],
-                                          standardError: file.logPath, blocked: ConfirmationWaiter.signals)
+                try launcher.start(executable: DetachedProcess.currentExecutable(), file: file)
             }
             let result: ProvisionalApply.Result
             do {
@@ -200,7 +201,7 @@ struct Apply: ParsableCommand {
             case .provisional(let record, let outcome):
                 print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")) PROVISIONALLY: \(outcome.summary)")
                 print("to keep it, run within \(window) s (before \(ISO8601Format.string(record.deadline))):  \(confirmCommand)")
-                print("otherwise pid \(record.pid) restores \(record.previousDescription), and logs it to syslog and \(file.logPath)")
+                print("otherwise pid \(record.pid) restores \(record.previousDescription), and logs it to syslog and \(launcher.logDescription(file))")
             }
         }
     }
@@ -529,6 +530,9 @@ struct Check: ParsableCommand {
         With --topology: plan every host of a shared config (roles = "auto"), then report flows one end \
         allows and the other blocks (errors), rows naming roles with no members, addresses in several \
         role groups, and groups nothing uses (warnings). Exit 1 when there are errors.
+        --format dot draws the deployment's allowed flows as a Graphviz graph; --format html makes one \
+        self-contained page with that diagram (laid out by dot when Graphviz is installed), the role \
+        matrix and the findings, for auditors (docs/topology-diagram.md).
         """)
 
     @OptionGroup var options: ConfigOptions
@@ -537,13 +541,19 @@ struct Check: ParsableCommand {
     var topology: String?
 
     @Option(help: "Output format for --topology.")
-    var format: CatalogFormat = .text
+    var format: TopologyFormat = .text
+
+    @Flag(help: "With --format dot|html: a node per host address, instead of one per role with a count.")
+    var perHost = false
 
     func run() throws {
         if let topology {
             let cfg: Config
+            // Read once: the page's hash must be of the bytes that were planned.
+            let bytes = FileManager.default.contents(atPath: topology)
             do {
-                cfg = try Config.load(path: topology)
+                cfg = try bytes.flatMap { String(data: $0, encoding: .utf8) }.map { try Config.parse(text: $0, file: topology) }
+                    ?? Config.load(path: topology)
             } catch {
                 printError("error: \(error)")
                 throw ExitCode(1)
@@ -558,6 +568,13 @@ struct Check: ParsableCommand {
                 for f in report.findings { print("\(f.severity.rawValue): [\(f.kind.rawValue)] \(f.message)") }
                 let errors = report.findings.filter { $0.severity == .error }.count
                 print("\(errors) errors, \(report.findings.count - errors) warnings")
+            case .dot, .html:
+                let flows = DeploymentFlows.trace(cfg, report: report)
+                let graph = FlowGraph(flows, grouping: perHost ? .perHost : .byRole)
+                let provenance = DiagramProvenance(config: cfg, configBytes: Array(bytes ?? Data()))
+                let dot = DOTRenderer.render(graph, provenance: provenance)
+                print(format == .dot ? dot : HTMLRenderer.render(flows: flows, diagram: graph, dot: dot, layout: Graphviz.layout(dot),
+                                                                 provenance: provenance), terminator: "")
             }
             if report.hasErrors { throw ExitCode(1) }
             return
@@ -572,6 +589,10 @@ struct Check: ParsableCommand {
 
 enum CatalogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
+}
+
+enum TopologyFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, dot, html
 }
 
 struct CatalogCommand: ParsableCommand {

@@ -67,6 +67,10 @@ CASES = [
      'Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v4"), .icmpTypes(.ipv4, [.echoRequest])], verdict: .accept)'),
     ('meta l4proto tcp ct direction reply tcp sport 8443 accept', None, "input",
      'Rule(matches: [.transport(.tcp), .ctDirectionReply, .ports(.source, .tcp, [PortRange(8443)])], verdict: .accept)'),
+    ('icmp type { destination-unreachable, time-exceeded, parameter-problem } ct state related accept comment "ICMP errors related to allowed connections"', None, "input",
+     'Rule(matches: [.icmpTypes(.ipv4, [.destinationUnreachable, .timeExceeded, .parameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections")'),
+    ('icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state related accept comment "ICMPv6 errors related to allowed connections"', None, "output",
+     'Rule(matches: [.icmpTypes(.ipv6, [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMPv6 errors related to allowed connections")'),
     # The published-ports chain on the forward hook (Compiler/PublishedPorts.swift).
     ('ct status ! dnat accept', None, "forward", 'Rule(matches: [.ctStatusDNAT(false)], verdict: .accept)'),
     ('ct status dnat counter drop comment "default deny"', None, "forward",
@@ -79,10 +83,9 @@ CASES = [
 
 # A hash set's elements go out in the order written; fwenforcer's model keeps them sorted, so they
 # are written sorted here.
-# fwenforcer's ownership mark (TableMarker), which every `add table` carries.
-MARK = '  comment "managed by fwenforcerd: changes made here are reverted"\n'
 OBJECTS = """table inet fwenforcer {
-""" + MARK + """  chain input { type filter hook input priority filter; policy drop; }
+  comment "managed by fwenforcerd: changes made here are reverted"
+  chain input { type filter hook input priority filter; policy drop; }
   chain output { type filter hook output priority filter; policy accept; }
   set CCM_v4 { type ipv4_addr; flags interval; elements = { 198.18.0.7, 198.18.1.0/24, 198.18.3.1-198.18.3.9 } }
   set CCM_v6 { type ipv6_addr; flags interval; comment "CCM hosts"; elements = { fd00::1, 2001:db8::/64 } }
@@ -132,7 +135,7 @@ enum NetlinkGoldens {
 
     static let rules: [Case] = [""")
 for stmt, set_, hook, rule in CASES:
-    text = "table inet fwenforcer {\n" + MARK
+    text = "table inet fwenforcer {\n  comment \"managed by fwenforcerd: changes made here are reverted\"\n"
     if set_: text += "  " + set_[0] + "\n"
     text += f"  chain {hook} {{ type filter hook {hook} priority filter; policy drop;\n    {stmt}\n  }}\n}}\n"
     msgs = capture(text)

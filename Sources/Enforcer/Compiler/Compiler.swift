@@ -28,6 +28,14 @@ public enum Compiler {
         .routerSolicit, .routerAdvert, .neighborSolicit, .neighborAdvert, .mld2ListenerReport,
     ]
 
+    /// The ICMP errors conntrack relates to a connection (`nf_conntrack_proto_icmp.c` tracks
+    /// destination-unreachable, time-exceeded and parameter-problem; redirects and source quench
+    /// are not let through).
+    static let icmpRelatedErrors: [ICMPType] = [.destinationUnreachable, .timeExceeded, .parameterProblem]
+    /// The ICMPv6 errors conntrack relates to a connection; packet-too-big is accepted earlier
+    /// for path MTU discovery whatever its state, and stays listed so this rule reads complete.
+    static let icmpv6RelatedErrors: [ICMPType] = [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]
+
     public static func compile(config: Config, roles: [String]) -> Plan {
         let flows = config.catalog.flows(roles: roles, features: Set(config.host.features),
                                          version: config.effectiveVersion, strict: config.host.strict)
@@ -74,7 +82,13 @@ public enum Compiler {
             // original-direction packets keep meeting the allow rules, so a peer removed from its
             // group loses its established connections at the next reconcile.
             Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
-            Rule(matches: [.ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections"),
+            // Conntrack also marks as related the connections a helper expects (FTP data, SIP
+            // media): those must meet the allow rules like any new connection, so only the ICMP
+            // errors about an allowed connection pass here.
+            Rule(matches: [.icmpTypes(.ipv4, icmpRelatedErrors), .ctState([.related])], verdict: .accept,
+                 comment: "ICMP errors related to allowed connections"),
+            Rule(matches: [.icmpTypes(.ipv6, icmpv6RelatedErrors), .ctState([.related])], verdict: .accept,
+                 comment: "ICMPv6 errors related to allowed connections"),
         ]
         if enforce.ping {
             rules.append(Rule(matches: [.icmpTypes(.ipv4, [.echoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))

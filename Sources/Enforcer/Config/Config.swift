@@ -92,10 +92,7 @@ extension Config {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read config file (permissions?)" : "config file does not exist"
             throw InputError(file: path, line: nil, key: nil, message: reason)
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, line: nil, key: nil, message: "config file is not UTF-8 text")
-        }
-        return try parse(text: text, file: path)
+        return try parse(text: try text(of: Array(data), file: path), file: path)
     }
 
     /// Parses and validates config text. `catalogOverride` replaces the catalog lookup (tests).

@@ -65,9 +65,12 @@ public final class NetlinkMonitor {
 
     public func close() { socket.close() }
 
-    /// Reads every pending event without blocking.
-    public func drain() throws(BackendError) -> [MonitorEvent] {
+    /// Reads pending events without blocking, up to `budget`: a writer committing without pause
+    /// must not keep the event loop here. What is left is read on the next turn (a batch's object
+    /// messages and its NEWGEN may be split between turns; `touched` carries over).
+    public func drain(budget: DrainBudget = .perTurn) throws(BackendError) -> [MonitorEvent] {
         var events: [MonitorEvent] = []
+        var meter = DrainBudget.Meter(budget)
         while true {
             let n: Int?
             do {
@@ -75,10 +78,12 @@ public final class NetlinkMonitor {
             } catch .system(_, .noBufferSpace) {
                 touched = false
                 events.append(.overflow)
+                if !meter.allowsAnother() { return events }
                 continue
             }
             guard let n, n > 0 else { return events }
             events += parse(Array(buffer.prefix(n))[...])
+            if !meter.allowsAnother() { return events }
         }
     }
 

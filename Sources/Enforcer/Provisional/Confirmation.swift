@@ -27,13 +27,15 @@ public enum Confirmation {
         case .pending:
             break
         }
-        guard record.ownerIsAlive else {
+        guard let owner = record.ownerIdentity, owner.isAlive else {
             file.remove()
             return .nothingPending("the process that owned the window (pid \(record.pid)) is gone, so nothing will roll back; the stale record was removed. The kernel keeps whatever it holds now")
         }
         // The owner decides, even past the deadline: it may not have acted yet, and then a confirmation still counts.
-        guard kill(record.pid, SIGUSR1) == 0 else {
-            return .nothingPending("cannot signal pid \(record.pid): \(String(cString: strerror(errno)))")
+        do {
+            try owner.signal(SIGUSR1)
+        } catch {
+            return .nothingPending("cannot signal pid \(record.pid): \(error)")
         }
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)

@@ -111,7 +111,7 @@ public final class ConfirmationWaiter {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: recordTimeout)
         while clock.now < deadline {
-            if let record = try file.read(), record.pid == getpid(), record.state == .pending { return record }
+            if let record = try file.read(), record.ownerIdentity == ProcessIdentity.current, record.state == .pending { return record }
             usleep(20_000)
         }
         logger.notice("no pending-confirmation record at \(file.path) names pid \(getpid()); nothing to wait for")

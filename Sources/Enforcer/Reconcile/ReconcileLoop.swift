@@ -90,6 +90,7 @@ public final class ReconcileLoop {
     let pendingFile: PendingFile
 
     private var watcher: ConfigWatcher?
+    private var addressWatch: HostAddressWatch?
     /// Listens and counts while a direction is in audit mode.
     private var audit: AuditRecorder?
     private var retryTimer: EventLoop.Timer?
@@ -205,14 +206,24 @@ public final class ReconcileLoop {
             }
         }
         if let addressMonitor {
-            _ = try loop.watchReadable(FileDescriptor(rawValue: addressMonitor.fileDescriptor)) { [unowned self] in
-                // Drained always; acted on only when the roles follow the addresses.
-                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
+            // Debounced, and only a real change of the address set counts (not RA lifetime refreshes).
+            addressWatch = try HostAddressWatch(monitor: addressMonitor, loop: loop) { [unowned self] in
+                if self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
             }
         }
         watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
                                     maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
             self.reload(force: false, reason: .configChanged)
+        } onModeChange: { [unowned self] mode in
+            // A full watch table or a missing capability must not stop the daemon: it polls.
+            switch mode {
+            case .polling(let error):
+                self.logger.warning("config watch: \(error); polling \(self.options.configPath) every \(ConfigWatcher.defaultPollInterval) (stat and SHA-256) until inotify works again")
+            case .inotify:
+                self.logger.notice("config watch: inotify works again, polling stopped")
+            }
+            self.metrics.recordConfigWatch(polling: mode != .inotify)
+            self.writeMetrics()
         }
         audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
                                   logger: logger)
@@ -241,6 +252,7 @@ public final class ReconcileLoop {
 
     private func shutdown() {
         watcher?.close()
+        addressWatch?.close()
         audit?.close()
         for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer, confirmTimer] { t?.invalidate() }
     }
@@ -317,19 +329,33 @@ public final class ReconcileLoop {
         var salvage = Baseline.Inputs()
         var readHash: String?
         do {
+            let data: [UInt8]
             if options.requireSecureConfig {
-                for warning in try ConfigFileSecurity.check(FilePath(path)) where loggedDirectoryWarnings.insert("\(warning)").inserted {
+                // Checked and read from one descriptor: no window to swap the file in between.
+                let checked = try ConfigFileSecurity.read(FilePath(path))
+                for warning in checked.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
                     logger.warning("\(warning)")
                 }
-            }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw InputError(file: path, line: nil, key: nil,
-                                 message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
+                data = checked.bytes
+            } else {
+                guard let contents = FileManager.default.contents(atPath: path) else {
+                    throw InputError(file: path, line: nil, key: nil,
+                                     message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
+                }
+                data = Array(contents)
             }
             let hash = SHA256.hex(of: data)
             readHash = hash
             if !force && hash == configHash && desired != nil { return }
-            let text = String(decoding: data, as: UTF8.self)
+            // The rule `check` applies too: bytes that are not UTF-8 are refused, not replaced.
+            let text: String
+            do {
+                text = try Config.text(of: data, file: path)
+            } catch {
+                // The baseline may still take admin_ssh and the table from the intact lines.
+                salvage = .salvage(text: String(decoding: data, as: UTF8.self), file: path)
+                throw error
+            }
             if let refused = refusedHash {
                 if hash == refused {
                     if force && reason != .backstop {
