@@ -256,7 +256,10 @@ import Testing
     @Test func auditModeAcceptsAndLogs() throws {
         let d = try Self.deployment { $0 + "\n[enforce]\ningress = \"audit\"\negress = \"off\"\n" }
         let r = try d.plan("198.18.0.20").ruleset
-        #expect(r.chains.map(\.name) == ["input"])
+        #expect(r.chains.map(\.name) == ["input", "forward"])
+        // Published container ports are audited like the host's own ports.
+        #expect(r.chain(named: "forward")?.rules.last?.matches == [.ctStatusDNAT(true)])
+        #expect(r.chain(named: "forward")?.rules.last?.verdict == .accept)
         let input = r.chain(named: "input")!
         #expect(input.policy == .accept)
         #expect(input.rules.last?.verdict == .accept)

@@ -48,8 +48,11 @@ public enum Baseline {
                                       verdict: .accept, comment: adminRuleComment))
                 }
             }
+            let admin = rules.filter { $0.comment == adminRuleComment }
             rules += Compiler.tailRules(direction, mode: .enforce, enforce: enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0, policy: .drop, rules: rules))
+            // Published container ports are closed too, but for administrators' SSH.
+            if direction == .ingress { chains.append(Compiler.publishedPortsChain(allowing: admin, mode: .enforce, enforce: enforce)) }
         }
         return Ruleset(tableName: inputs.table, sets: sets, chains: chains)
     }

@@ -52,6 +52,10 @@ public enum Compiler {
             rules += tailRules(direction, mode: mode, enforce: config.enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
+            if direction == .ingress {
+                let allow = catalogRules(flows.filter { $0.direction == .ingress }, direction: .ingress, config: config, sets: &sets)
+                chains.append(publishedPortsChain(allowing: allow, mode: mode, enforce: config.enforce))
+            }
         }
         let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)
         return Plan(ruleset: ruleset, roles: roles, flows: flows)

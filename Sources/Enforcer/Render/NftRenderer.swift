@@ -73,6 +73,10 @@ public enum NftRenderer {
             return "\(proto.rawValue) \(end == .source ? "sport" : "dport") \(braced(ports.map(\.description)))"
         case .icmpTypes(let family, let types):
             return "\(family == .ipv4 ? "icmp" : "icmpv6") type \(braced(types.sorted().map(\.nftName)))"
+        case .ctStatusDNAT(let dnat):
+            return dnat ? "ct status dnat" : "ct status ! dnat"
+        case .originalDestinationPort(let proto, let range):
+            return "meta l4proto \(proto.rawValue) ct original proto-dst \(range)"
         }
     }
 

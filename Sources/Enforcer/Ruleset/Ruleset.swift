@@ -44,9 +44,11 @@ public struct NamedSet: Sendable, Hashable, Codable {
     }
 }
 
-/// The netfilter hooks fwenforcer attaches to.
+/// The netfilter hooks fwenforcer attaches to. `forward` only ever holds the published-port chain
+/// (connections to this host that DNAT sent on to a local container; see `Compiler.publishedPortsChain`).
 public enum Hook: String, Sendable, Hashable, Codable {
     case input
+    case forward
     case output
 }
 
@@ -238,6 +240,14 @@ public enum Match: Sendable, Hashable, Codable {
     case ports(PacketEnd, TransportProtocol, [PortRange])
     /// `icmp type { ... }` / `icmpv6 type { ... }`; all listed types share one family.
     case icmpTypes(AddressFamily, [ICMPType])
+    /// `ct status dnat` (true) or `ct status ! dnat` (false): whether the packet's connection had
+    /// its destination rewritten. Like every `ct` match it fails for a packet without a conntrack
+    /// entry (invalid or untracked), in both forms.
+    case ctStatusDNAT(Bool)
+    /// `meta l4proto tcp ct original proto-dst 5000` (or a range): the destination port the
+    /// connection's first packet carried, before any DNAT rewrote it. One range per match: nft 1.0.6
+    /// cannot print a port set under this key (`0x50 [invalid type]`), and `nft list` must read.
+    case originalDestinationPort(TransportProtocol, PortRange)
 }
 
 public enum LogLevel: String, Sendable, Hashable, Codable, CaseIterable {
