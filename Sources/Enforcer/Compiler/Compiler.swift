@@ -154,10 +154,15 @@ public enum Compiler {
                 continue
             }
             for family in AddressFamily.allCases {
-                let elements = AddressSet(family: family, prefixes: members)
-                guard !elements.isEmpty else { continue }
+                let own = members.filter { $0.family == family }
+                guard !own.isEmpty else { continue }
+                // The type follows from what the config says, not from the values: hosts only make
+                // a hash set (adjacent hosts stay separate elements, so replacing one is one element
+                // change); any prefix an interval set. An explicit /32 or /128 is a host.
+                let interval = own.contains { !$0.isHost }
+                let elements = interval ? AddressSet(family: family, prefixes: own) : AddressSet(family: family, hosts: own.map(\.address))
                 let name = "\(key.remote)_\(family.setSuffix)"
-                sets[name] = NamedSet(name: name, family: family, interval: !elements.hostsOnly, elements: elements)
+                sets[name] = NamedSet(name: name, family: family, interval: interval, elements: elements)
                 rules.append(Rule(matches: [.addressInSet(end, family, set: name)] + matches, verdict: .accept, comment: comment))
             }
         }
