@@ -48,6 +48,23 @@ struct KernelSetTypeTests {
         try KernelRoundTripTests.compareWithNft(ruleset, "adjacent hosts")
     }
 
+    /// The plan text is what `nft -s list table` shows once the plan is applied (the promise
+    /// `fwenforcerd plan` makes): hash sets of adjacent hosts, element by element in nft's layout
+    /// (IPv4 two to a line, IPv6 one), beside an interval set of several ranges.
+    @Test func planTextIsWhatNftLists() throws {
+        let ruleset = try SetTypeTests.plan(amqp: ["198.18.0.30", "198.18.0.31", "198.18.0.32", "198.18.0.33", "198.18.0.35",
+                                                   "fd00::30", "fd00::31", "fd00::33"])
+            .withSet(NamedSet(name: "X_v4", family: .ipv4, interval: true,
+                              elements: AddressSet(family: .ipv4, prefixes: ["198.18.1.0/24", "198.18.3.7", "198.18.4.0/30"].map { try! IPPrefix.parse($0) })))
+        try NetworkNamespace.with { ns in
+            let backend = try ns.backend()
+            defer { backend.close() }
+            _ = try backend.apply(Diff.replacement(ruleset))
+            let listed = try ns.nftOutput(["-s", "list", "table", "inet", "fwenforcer"])
+            #expect(listed == NftRenderer.render(ruleset), "nft lists:\n\(listed)\nplan:\n\(NftRenderer.render(ruleset))")
+        }
+    }
+
     /// `nft list` of the table, fed back to `nft -f` in a fresh namespace, is the same table, and
     /// fwenforcer reads it as the plan: nothing to do.
     @Test func nftListingRoundTrips() throws {
@@ -121,5 +138,12 @@ struct KernelSetTypeTests {
             #expect(try Self.listed(ns) == (false, ["198.18.0.30", "198.18.0.31"]))
             #expect(try backend.read(table: "fwenforcer").ruleset == hosts.canonical)
         }
+    }
+}
+
+extension Ruleset {
+    /// The same ruleset with one more set (no rule looks it up).
+    func withSet(_ set: NamedSet) -> Ruleset {
+        Ruleset(tableName: tableName, sets: sets + [set], chains: chains)
     }
 }

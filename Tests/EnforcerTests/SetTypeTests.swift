@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Enforcer
 
@@ -21,7 +22,7 @@ import Testing
         // The plan says what the kernel will hold: two elements, no `flags interval`, no range.
         let text = NftRenderer.render(set: set)
         #expect(!text.contains("flags interval"))
-        #expect(text.contains("elements = { 198.18.0.30,\n\t\t\t     198.18.0.31 }"))
+        #expect(text.contains("elements = { 198.18.0.30, 198.18.0.31 }"))
     }
 
     /// The same for IPv6, and four adjacent hosts that would merge into a prefix (`.32/30`).
@@ -101,5 +102,16 @@ import Testing
             _ = try fake.apply(Diff.transaction(from: from, to: to))
             #expect(try fake.read(table: "fwenforcer").ruleset == to.canonical)
         }
+    }
+
+    /// A ruleset kept on disk (a provisional apply's pending record) comes back with its hash
+    /// set's adjacent hosts as separate elements, and its interval set merged, as it was.
+    @Test func codingKeepsTheLayout() throws {
+        let ruleset = try Self.plan(amqp: ["198.18.0.30", "198.18.0.31", "fd00::30", "fd00::31"])
+        let back = try JSONDecoder().decode(Ruleset.self, from: try JSONEncoder().encode(ruleset))
+        #expect(back == ruleset)
+        #expect(back.set(named: "AMQP_v4")?.elements.ranges.count == 2)
+        let interval = try Self.plan(amqp: ["198.18.0.30", "198.18.0.31", "198.18.0.64/28"])
+        #expect(try JSONDecoder().decode(Ruleset.self, from: try JSONEncoder().encode(interval)) == interval)
     }
 }
