@@ -59,7 +59,7 @@ struct KernelSetTypeTests {
         try NetworkNamespace.with { ns in
             let backend = try ns.backend()
             defer { backend.close() }
-            _ = try backend.apply(Diff.replacement(ruleset))
+            _ = try backend.replace(with: ruleset)
             let listed = try ns.nftOutput(["-s", "list", "table", "inet", "fwenforcer"])
             #expect(listed == NftRenderer.render(ruleset), "nft lists:\n\(listed)\nplan:\n\(NftRenderer.render(ruleset))")
         }
@@ -73,7 +73,7 @@ struct KernelSetTypeTests {
             try NetworkNamespace.with { theirs in
                 let a = try ours.backend(), b = try theirs.backend()
                 defer { a.close(); b.close() }
-                _ = try a.apply(Diff.replacement(ruleset))
+                _ = try a.replace(with: ruleset)
                 let listing = try ours.nftOutput(["list", "table", "inet", "fwenforcer"])
                 try theirs.nft(listing)
                 #expect(try theirs.nftOutput(["list", "table", "inet", "fwenforcer"]) == listing)

@@ -72,7 +72,7 @@ import Testing
     @Test func fakeReadsAdjacentHostsBack() throws {
         let fake = FakeBackend()
         let desired = try Self.plan(amqp: ["198.18.0.30", "198.18.0.31"])
-        _ = try fake.apply(Diff.replacement(desired))
+        _ = try fake.replace(with: desired)
         #expect(try fake.read(table: "fwenforcer").ruleset == desired.canonical)
         // And, as the kernel does, it refuses the same address twice.
         #expect(throws: BackendError.self) {
@@ -98,7 +98,7 @@ import Testing
             #expect(!usingChains.isEmpty)
             for chain in usingChains { #expect(ops.contains(.flushChain(chain))) }
             let fake = FakeBackend()
-            _ = try fake.apply(Diff.replacement(from))
+            _ = try fake.replace(with: from)
             _ = try fake.apply(Diff.transaction(from: from, to: to))
             #expect(try fake.read(table: "fwenforcer").ruleset == to.canonical)
         }
@@ -114,4 +114,16 @@ import Testing
         let interval = try Self.plan(amqp: ["198.18.0.30", "198.18.0.31", "198.18.0.64/28"])
         #expect(try JSONDecoder().decode(Ruleset.self, from: try JSONEncoder().encode(interval)) == interval)
     }
+
+    /// The fail-closed baseline makes `admin_ssh` the set the plan makes: adjacent administrator
+    /// hosts are a hash set of separate elements (merged, they tripped NamedSet's precondition).
+    @Test func baselineAdminSetFollowsTheConfigToo() throws {
+        var inputs = Baseline.Inputs()
+        inputs.adminSSH = try ["198.19.0.1", "198.19.0.2", "fd00::1", "fd00::2/127"].map { try IPPrefix.parse($0) }
+        let baseline = Baseline.ruleset(inputs)
+        let v4 = try #require(baseline.set(named: "admin_ssh_v4")), v6 = try #require(baseline.set(named: "admin_ssh_v6"))
+        #expect(!v4.interval && v4.elements.ranges == Self.hosts(["198.19.0.1", "198.19.0.2"]))
+        #expect(v6.interval && v6.elements.ranges.map(\.description) == ["fd00::1-fd00::3"])
+    }
 }
+
