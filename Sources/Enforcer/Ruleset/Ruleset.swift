@@ -28,7 +28,7 @@ public struct Ruleset: Sendable, Hashable, Codable {
 /// `interval` sets hold ranges and prefixes, merged where they touch; the others (a hash set in the
 /// kernel) hold single addresses, each its own element, adjacent ones included (`AddressSet`'s
 /// hosts layout). Which of the two a set is follows from the config, never from the addresses'
-/// values (`Compiler.catalogRules`).
+/// values (`Compiler.groupSet`).
 public struct NamedSet: Sendable, Hashable, Codable {
     public var name: String
     public var family: AddressFamily
