@@ -340,18 +340,15 @@ struct FakeSet {
 
     func namedSet() throws(BackendError) -> NamedSet {
         let family = definition.family
-        let ranges: [AddressRange]
+        let set: AddressSet
         if definition.interval {
             guard let decoded = Intervals.decode(elements.map { ($0.key, $0.isEnd) }, bits: family.bits) else {
                 throw .unrepresentable("set \(definition.name) holds overlapping intervals")
             }
-            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+            set = AddressSet(family: family, ranges: decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) })
         } else {
-            ranges = elements.map { AddressRange(family: family, first: $0.key, last: $0.key) }
-        }
-        let set = AddressSet(family: family, ranges: ranges)
-        guard definition.interval || set.hostsOnly else {
-            throw .unrepresentable("hash set \(definition.name) holds adjacent addresses")
+            // As the kernel's hash set: every address its own element, adjacent ones included.
+            set = AddressSet(family: family, hosts: elements.map { IPAddress(family: family, value: $0.key) })
         }
         return NamedSet(name: definition.name, family: family, interval: definition.interval, elements: set,
                         comment: definition.comment)

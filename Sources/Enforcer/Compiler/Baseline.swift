@@ -38,12 +38,10 @@ public enum Baseline {
             var rules = Compiler.baseRules(direction, enforce: enforce)
             if direction == .ingress {
                 for family in AddressFamily.allCases {
-                    let members = AddressSet(family: family, prefixes: inputs.adminSSH)
-                    guard !members.isEmpty else { continue }
-                    let name = "admin_ssh_\(family.setSuffix)"
-                    sets.append(NamedSet(name: name, family: family,
-                                         interval: inputs.adminSSH.contains { $0.address.family == family && !$0.isHost },
-                                         elements: members))
+                    // The same set the plan makes of the group (type from the config, adjacent hosts apart).
+                    guard let set = Compiler.groupSet("admin_ssh", family, members: inputs.adminSSH) else { continue }
+                    let name = set.name
+                    sets.append(set)
                     rules.append(Rule(matches: [.addressInSet(.source, family, set: name), .ports(.destination, .tcp, [PortRange(22)])],
                                       verdict: .accept, comment: adminRuleComment))
                 }

@@ -290,19 +290,15 @@ public final class NetlinkBackend: Backend {
         guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
             throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
         }
-        let values = elements
-        let ranges: [AddressRange]
+        let set: AddressSet
         if s.isInterval {
-            guard let decoded = Intervals.decode(values, bits: family.bits) else {
+            guard let decoded = Intervals.decode(elements, bits: family.bits) else {
                 throw .unrepresentable("set \(s.name) holds overlapping intervals")
             }
-            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+            set = AddressSet(family: family, ranges: decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) })
         } else {
-            ranges = values.map { AddressRange(family: family, first: $0.0, last: $0.0) }
-        }
-        let set = AddressSet(family: family, ranges: ranges)
-        guard s.isInterval || set.hostsOnly else {
-            throw .unrepresentable("hash set \(s.name) holds adjacent addresses")
+            // A hash set's elements are single addresses, adjacent ones each its own element.
+            set = AddressSet(family: family, hosts: elements.map { IPAddress(family: family, value: $0.key) })
         }
         return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
     }

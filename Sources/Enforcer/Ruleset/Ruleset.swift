@@ -25,7 +25,10 @@ public struct Ruleset: Sendable, Hashable, Codable {
 }
 
 /// A named set of addresses of one family, one per (group, family).
-/// `interval` sets hold ranges and prefixes; the others only single addresses (a hash set in the kernel).
+/// `interval` sets hold ranges and prefixes, merged where they touch; the others (a hash set in the
+/// kernel) hold single addresses, each its own element, adjacent ones included (`AddressSet`'s
+/// hosts layout). Which of the two a set is follows from the config, never from the addresses'
+/// values (`Compiler.groupSet`).
 public struct NamedSet: Sendable, Hashable, Codable {
     public var name: String
     public var family: AddressFamily
@@ -35,7 +38,8 @@ public struct NamedSet: Sendable, Hashable, Codable {
 
     public init(name: String, family: AddressFamily, interval: Bool, elements: AddressSet, comment: String? = nil) {
         precondition(elements.family == family)
-        precondition(interval || elements.hostsOnly, "a non-interval set holds single addresses only")
+        precondition(interval ? elements.isMerged : elements.hostsOnly,
+                     interval ? "an interval set holds merged ranges" : "a non-interval set holds single addresses only")
         self.name = name
         self.family = family
         self.interval = interval
