@@ -5,71 +5,6 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Settings of `fwenforcerd run`.
-public struct DaemonOptions: Sendable {
-    public var configPath: String
-    /// Quiet time after the last config file event before it is read.
-    public var debounce: Duration = .milliseconds(100)
-    /// Period of the slow backstop: re-read the config and the kernel's table and repair.
-    public var backstop: Duration = .seconds(600)
-    /// Delete the table on SIGTERM/SIGINT instead of leaving the enforced ruleset in place.
-    public var removeOnExit = false
-    /// Refuse a config file not owned by root or writable by group/other (as sshd does).
-    public var requireSecureConfig = true
-    /// This host's addresses for `roles = "auto"`; nil reads the interfaces at every reload.
-    public var hostAddresses: [IPAddress]?
-    public var statePath: FilePath = StateFile.defaultPath
-    /// Prometheus textfile (node_exporter's textfile collector); nil writes no metrics.
-    public var metricsPath: FilePath?
-    /// How often the metrics file is refreshed between events, to update the kernel's drop
-    /// counters; zero refreshes it only after reconciles and config reads.
-    public var metricsInterval: Duration = .seconds(60)
-    /// The audit report; nil puts `audit.json` beside the state file.
-    public var auditReportPath: FilePath?
-    /// Cap on the distinct flows the audit report keeps (memory stays bounded under a flood).
-    public var auditMaxFlows = 10_000
-
-    /// Where the audit report goes.
-    public var effectiveAuditReportPath: FilePath {
-        auditReportPath ?? statePath.removingLastComponent().appending(Self.auditReportName)
-    }
-
-    public static let auditReportName = "audit.json"
-    /// Makes every config change that changes the ruleset provisional: it is rolled back, and that
-    /// config content refused, unless SIGUSR1 (`fwenforcerd confirm`) arrives within this time.
-    public var confirmWithin: Duration?
-    /// The pending-confirmation record `fwenforcerd confirm` reads.
-    public var pendingPath: FilePath = PendingFile.defaultPath
-
-    public init(configPath: String) { self.configPath = configPath }
-}
-
-/// Why a pass runs: named in its log line, and deciding what the pass may do (a provisional
-/// window opens only for an operator's change, the backstop stays quiet when nothing changed).
-public enum ReconcileReason: Sendable, Hashable, CustomStringConvertible {
-    case start
-    case configChanged
-    case addressesChanged
-    case sighup
-    case backstop
-    case driftRepair
-    case retry
-    case rollback
-
-    public var description: String {
-        switch self {
-        case .start: "start"
-        case .configChanged: "config changed"
-        case .addressesChanged: "interface addresses changed"
-        case .sighup: "SIGHUP"
-        case .backstop: "backstop"
-        case .driftRepair: "drift repair"
-        case .retry: "retry"
-        case .rollback: "rollback"
-        }
-    }
-}
-
 /// The daemon: keeps the kernel equal to the plan of the current config.
 ///
 /// Everything runs on one thread in one `EventLoop`: config file events (debounced), nftables
@@ -80,7 +15,7 @@ public final class ReconcileLoop {
     let options: DaemonOptions
     let loop: EventLoop
     /// Replaced when `[enforce] table` changes: the new one deletes the old table in its first batch.
-    private(set) var reconciler: Reconciler
+    var reconciler: Reconciler
     let monitor: NetlinkMonitor?
     /// Interface address changes, for `roles = "auto"` (nil when the host's addresses are fixed by options).
     let addressMonitor: AddressMonitor?
@@ -89,59 +24,59 @@ public final class ReconcileLoop {
     let stateFile: StateFile
     let pendingFile: PendingFile
 
-    private var watcher: ConfigWatcher?
+    var watcher: ConfigWatcher?
     /// The files the watcher follows: the config, and the catalog file it names.
-    private var watchedPaths: [FilePath] = []
-    private var source: ConfigSource { ConfigSource(configPath: options.configPath, requireSecure: options.requireSecureConfig) }
-    private var addressWatch: HostAddressWatch?
+    var watchedPaths: [FilePath] = []
+    var source: ConfigSource { ConfigSource(configPath: options.configPath, requireSecure: options.requireSecureConfig) }
+    var addressWatch: HostAddressWatch?
     /// Listens and counts while a direction is in audit mode.
-    private var audit: AuditRecorder?
-    private var retryTimer: EventLoop.Timer?
-    private var backstopTimer: EventLoop.Timer?
-    private var watchdogTimer: EventLoop.Timer?
-    private var confirmTimer: EventLoop.Timer?
-    private var retryDelay: Duration = .seconds(1)
+    var audit: AuditRecorder?
+    var retryTimer: EventLoop.Timer?
+    var backstopTimer: EventLoop.Timer?
+    var watchdogTimer: EventLoop.Timer?
+    var confirmTimer: EventLoop.Timer?
+    var retryDelay: Duration = .seconds(1)
     /// Directory warnings already logged: a ConfigMap volume (mode 0777) would repeat them on every reload.
-    private var loggedDirectoryWarnings = Set<String>()
+    var loggedDirectoryWarnings = Set<String>()
 
     /// The last config that parsed and validated, and its plan: what is (or is being) enforced.
-    public private(set) var desired: Ruleset?
-    private var configHash: String?
+    public internal(set) var desired: Ruleset?
+    var configHash: String?
     /// The last config said `roles = "auto"`: interface address changes re-plan.
-    private var autoRoles = false
+    var autoRoles = false
     /// Why the fail-closed baseline stands in for a plan; nil while a plan is enforced (or nothing,
     /// with `[enforce] unresolved = "open"`).
-    public private(set) var baselineReason: String?
+    public internal(set) var baselineReason: String?
     /// The state file of the run before this one says it left the baseline in the kernel.
-    private let earlierRunLeftBaseline: Bool
-    private var appliedAt: Date?
-    private var lastError: EnforcedState.Failure?
+    let earlierRunLeftBaseline: Bool
+    var appliedAt: Date?
+    var lastError: EnforcedState.Failure?
     /// Reconciles, config reads and their timings, for the metrics file.
-    public private(set) var metrics = DaemonMetrics()
-    private let metricsFile: MetricsFile?
-    private var metricsTimer: EventLoop.Timer?
+    public internal(set) var metrics = DaemonMetrics()
+    let metricsFile: MetricsFile?
+    var metricsTimer: EventLoop.Timer?
     /// Audit mode's would-be-dropped packets per direction, flows left out of the report and
     /// packets lost in the kernel, for status and metrics; zero when nothing was audited.
     public var auditTotals: AuditRecorder.Totals { audit?.totals ?? AuditRecorder.Totals() }
 
     /// The audit totals for the metrics file; nil until a direction was audited.
-    private var auditMetrics: AuditTotals? {
+    var auditMetrics: AuditTotals? {
         guard let audit, audit.hasCounts else { return nil }
         let t = audit.totals
         return AuditTotals(packets: ["ingress": t.ingressPackets, "egress": t.egressPackets], flowsLeftOut: t.leftOutFlowsEstimate)
     }
     /// A config change waiting for `fwenforcerd confirm` (with `confirmWithin`).
-    private struct Provisional {
+    struct Provisional {
         var configHash: String
         var record: PendingConfirmation
         /// What a rollback restores (nil: no table), and the config it was planned from.
         var previous: Ruleset?
         var previousHash: String?
     }
-    private var provisional: Provisional?
+    var provisional: Provisional?
     /// A config whose provisional ruleset was rolled back: refused until the file's content changes,
     /// so neither SIGHUP, the backstop nor a restart of the daemon puts it back.
-    public private(set) var refusedHash: String?
+    public internal(set) var refusedHash: String?
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
                 addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
@@ -168,7 +103,7 @@ public final class ReconcileLoop {
 
     /// Lets the reconciler read the monitor's news itself (an ERESTART caused by a commit to
     /// another table is then retried without reading this one).
-    private func wireReconciler() {
+    func wireReconciler() {
         guard let monitor else { return }
         reconciler.pendingCommits = { (try? monitor.drain()) ?? [] }
         (reconciler.backend as? NetlinkBackend)?.tableUntouched = { [unowned self] table, from, to in
@@ -178,7 +113,7 @@ public final class ReconcileLoop {
 
     /// Whether the commits after generation `from` up to `to` all left `table` alone, from the
     /// monitor; the events it drained go to the reconciler as usual.
-    private func monitorSawNoChange(to table: String, after from: UInt32, upTo to: UInt32) -> Bool {
+    func monitorSawNoChange(to table: String, after from: UInt32, upTo to: UInt32) -> Bool {
         guard let monitor, monitor.table == table else { return false }
         let (untouched, events) = monitor.drainCheckingTable(after: from, upTo: to)
         for event in events { reconciler.note(event) }
@@ -187,7 +122,7 @@ public final class ReconcileLoop {
 
     /// `[enforce] table` changed: fwenforcer's table takes the new name, and the old (marked)
     /// table is deleted in the same batch that creates the new one.
-    private func switchTable(to name: String) {
+    func switchTable(to name: String) {
         let old = reconciler.table
         let next = Reconciler(backend: reconciler.backend, table: name)
         next.retire([old] + reconciler.retiring)
@@ -247,7 +182,7 @@ public final class ReconcileLoop {
     }
 
     /// The watcher of `paths`: a change of any of them re-reads the sources.
-    private func makeWatcher(_ paths: [FilePath]) throws -> ConfigWatcher {
+    func makeWatcher(_ paths: [FilePath]) throws -> ConfigWatcher {
         try ConfigWatcher(paths: paths, loop: loop, debounce: options.debounce,
                           maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
             self.reload(force: false, reason: .configChanged)
@@ -265,7 +200,7 @@ public final class ReconcileLoop {
     }
 
     /// Follows `paths` from now on (the config named another catalog file).
-    private func watch(_ paths: [FilePath]) {
+    func watch(_ paths: [FilePath]) {
         guard paths != watchedPaths, watcher != nil else { return }
         do {
             let next = try makeWatcher(paths)
@@ -278,7 +213,7 @@ public final class ReconcileLoop {
         }
     }
 
-    private func shutdown() {
+    func shutdown() {
         watcher?.close()
         addressWatch?.close()
         audit?.close()
@@ -351,7 +286,7 @@ public final class ReconcileLoop {
         releaseFreedMemory()
     }
 
-    private func reloadConfig(force: Bool, reason: ReconcileReason) {
+    func reloadConfig(force: Bool, reason: ReconcileReason) {
         let path = options.configPath
         // What the baseline can use if this read fails: the parts of the file that parse.
         var salvage = Baseline.Inputs()
@@ -437,52 +372,8 @@ public final class ReconcileLoop {
                 return
             }
             logger.error("config rejected (\(reason)): \(error); the last good ruleset stays enforced")
-            writeState()
-            writeMetrics()
-            notify { try $0.status("config rejected: \(error)") }
+            publish(status: "config rejected: \(error)")
         }
-    }
-
-    /// No valid plan exists. At start, a table an earlier run of fwenforcer left in the kernel
-    /// (marked, holding only what fwenforcer writes, not the baseline) stays: it is the last good
-    /// ruleset, and replacing it with the baseline would cut every allowed flow of a host whose
-    /// daemon merely restarted. Otherwise the baseline is enforced.
-    private func failClosed(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
-        if desired == nil, !earlierRunLeftBaseline, inputs.table == reconciler.table,
-           let snapshot = try? reconciler.backend.read(table: reconciler.table), let kept = snapshot.ruleset,
-           snapshot.marked, snapshot.foreign.isEmpty, !kept.chains.isEmpty {
-            logger.warning("no valid plan (\(why)); table inet \(reconciler.table) as an earlier run of fwenforcer left it stays enforced")
-            configHash = hash
-            desired = kept
-            enforce(kept, reason: reason)
-            return
-        }
-        enforceBaseline(inputs, hash: hash, because: why, reason: reason)
-    }
-
-    /// No valid plan exists: enforces the fail-closed baseline (`Baseline`), unless the config
-    /// opted out with `[enforce] unresolved = "open"`. A later valid plan replaces it in one batch.
-    private func enforceBaseline(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
-        guard inputs.enforce.unresolved == .baseline else {
-            logger.warning("no valid plan, and [enforce] unresolved = \"open\": nothing is enforced until there is one")
-            writeState()
-            writeMetrics()
-            notify { try $0.status("no valid plan; nothing enforced ([enforce] unresolved = open): \(why)") }
-            return
-        }
-        if inputs.table != reconciler.table { switchTable(to: inputs.table) }
-        let ruleset = Baseline.ruleset(inputs)
-        if baselineReason == nil || desired != ruleset {
-            let passing = "loopback, IPv6 essentials, replies"
-                + (inputs.adminSSH.isEmpty ? "" : ", administrators' SSH from \(inputs.adminSSH.count) admin_ssh entr\(inputs.adminSSH.count == 1 ? "y" : "ies")")
-                + (inputs.enforce.dhcpClient ? ", the DHCP client" : "")
-            logger.warning("fail-closed baseline enforced (no valid plan: \(why)): policy drop both ways; only \(passing) pass")
-        }
-        baselineReason = why
-        metrics.baselineActive = true
-        configHash = hash
-        desired = ruleset
-        enforce(ruleset, reason: reason)
     }
 
     @discardableResult
@@ -503,9 +394,7 @@ public final class ReconcileLoop {
             lastError = nil
             retryDelay = .seconds(1)
             retryTimer?.cancel()
-            writeState()
-            writeMetrics()
-            notify { try $0.status(self.statusLine()) }
+            publish()
             return outcome
         } catch {
             metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
@@ -521,21 +410,19 @@ public final class ReconcileLoop {
             logger.error("reconcile (\(reason)) failed: \(error); \(next)")
             retryTimer?.schedule(after: retryDelay)
             retryDelay = min(retryDelay * 2, .seconds(30))
-            writeState()
-            writeMetrics()
-            notify { try $0.status("reconcile failed: \(error)") }
+            publish(status: "reconcile failed: \(error)")
             return nil
         }
     }
 
-    private func retry() {
+    func retry() {
         guard let desired else { return }
         enforce(desired, reason: .retry)
     }
 
     /// Applies pending monitor events to the reconciler without acting on drift (the pass that
     /// follows reads the kernel when needed).
-    private func drainQuietly() {
+    func drainQuietly() {
         guard let monitor, let events = try? monitor.drain() else { return }
         for event in events {
             switch event {
@@ -544,189 +431,6 @@ public final class ReconcileLoop {
         }
     }
 
-    // MARK: - provisional changes
 
-    /// Called before `ruleset` (the plan of config `hash`) is enforced: opens a confirmation window
-    /// when a new config content changes what the kernel holds. A newer change within a window gets a window of its
-    /// own, and a rollback still restores the last confirmed ruleset; a change back to that ruleset
-    /// closes the window.
-    private func beginProvisional(_ ruleset: Ruleset, hash: String, window: Duration) {
-        let previous: Ruleset?, previousHash: String?
-        // The enforced config planned again (interface addresses changed, roles = "auto"): no
-        // operator change, nothing to confirm.
-        if provisional == nil && hash == configHash { return }
-        if let p = provisional {
-            // The same content read again (SIGHUP, backstop, address change): the window runs on.
-            if hash == p.configHash { return }
-            (previous, previousHash) = (p.previous, p.previousHash)
-        } else if let desired, lastError == nil {
-            // The kernel holds `desired` (drift is repaired as it happens), so it need not be dumped.
-            (previous, previousHash) = (desired, configHash)
-        } else {
-            // No valid config yet, or the last pass failed: what comes back is what the kernel holds.
-            do {
-                (previous, previousHash) = (try reconciler.backend.read(table: reconciler.table).ruleset, nil)
-            } catch {
-                logger.error("cannot read table \(reconciler.table) to make config sha256 \(hash.prefix(12)) provisional (\(error)); it is enforced unconfirmed")
-                return
-            }
-        }
-        let tx = Diff.transaction(from: previous, to: ruleset)
-        guard !tx.operations.isEmpty else {
-            if provisional != nil {
-                endProvisional()
-                logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) plans the confirmed ruleset again: nothing to confirm")
-            }
-            return
-        }
-        let record = PendingConfirmation(owner: .daemon, table: reconciler.table, deadline: PendingConfirmation.deadline(after: window),
-                                         configPath: options.configPath, configSHA256: hash,
-                                         applied: Reconciler.describe(tx).joined(separator: ", "),
-                                         previousConfigSHA256: previousHash, previous: previous)
-        if let other = try? pendingFile.read(), other.state == .pending, other.pid != getpid(), other.ownerIsAlive {
-            logger.warning("pending-confirmation record \(pendingFile.path) of pid \(other.pid) replaced by this daemon's")
-        }
-        do {
-            try pendingFile.write(record)
-        } catch {
-            logger.error("\(error); `fwenforcerd confirm` cannot find this change: queue SIGUSR1 with value \(record.token ?? 0) to pid \(getpid()) instead")
-        }
-        provisional = Provisional(configHash: hash, record: record, previous: previous, previousHash: previousHash)
-        confirmTimer?.schedule(after: .milliseconds(Int64(max(0, record.deadline.timeIntervalSinceNow) * 1000)))
-        logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) is provisional: run `fwenforcerd confirm` before \(ISO8601Format.string(record.deadline)), or \(previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription) comes back")
-    }
 
-    /// A daemon that died (crash, SIGKILL, the watchdog) during a window of its own left a pending
-    /// record: the change in it was never confirmed, so it must not become permanent by the
-    /// restart. The previous ruleset comes back, in one batch, and the unconfirmed config is
-    /// refused until the file changes, as if the window had ended. (Resuming the window instead
-    /// would keep an unverified change enforced across a crash that may have been caused by it.)
-    private func recoverInterruptedWindow() {
-        guard let record = try? pendingFile.read(), record.owner == .daemon, record.state == .pending,
-              !record.ownerIsAlive || record.ownerIdentity == ProcessIdentity.current else { return }
-        if record.table != reconciler.table { switchTable(to: record.table) }
-        logger.error("config \(record.configPath) (sha256 \(record.configSHA256.prefix(12))) was provisional when the daemon owning its window (pid \(record.pid)) stopped without a confirmation: restoring \(record.previousConfigSHA256.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription); sha256 \(record.configSHA256.prefix(12)) is refused until the file changes")
-        provisional = Provisional(configHash: record.configSHA256, record: record, previous: record.previous,
-                                  previousHash: record.previousConfigSHA256)
-        rollBack(reason: "was not confirmed before its daemon stopped")
-    }
-
-    /// SIGUSR1 carrying `token`: keeps the provisional ruleset when the token names it. A plain
-    /// SIGUSR1 (no token), or one meant for a change a newer one replaced, keeps nothing: the
-    /// operator verified some change, and it is not this one.
-    func confirm(token: Int32?, from sender: Int32) {
-        guard let p = provisional else {
-            logger.notice("SIGUSR1: nothing to confirm")
-            return
-        }
-        guard let token, token == p.record.token else {
-            logger.warning("SIGUSR1 from pid \(sender) \(token == nil ? "names no change" : "names another change than the pending one"): config sha256 \(p.configHash.prefix(12)) stays provisional until \(ISO8601Format.string(p.record.deadline)); confirm it with `fwenforcerd confirm`")
-            return
-        }
-        endProvisional()
-        logger.notice("confirmed: config \(options.configPath) (sha256 \(p.configHash.prefix(12))) stays enforced")
-        writeState()
-        notify { try $0.status(self.statusLine()) }
-    }
-
-    private func endProvisional() {
-        provisional = nil
-        confirmTimer?.cancel()
-        if let r = try? pendingFile.read(), r.pid == getpid() { pendingFile.remove() }
-    }
-
-    /// The window passed (or the daemon stops) without a confirmation: restores the previous
-    /// ruleset and refuses the unconfirmed config until the file changes.
-    func rollBack(reason: String) {
-        guard let p = provisional else { return }
-        provisional = nil
-        confirmTimer?.cancel()
-        var record = p.record
-        record.state = .rollingBack
-        try? pendingFile.write(record)
-        logger.error("config \(options.configPath) (sha256 \(p.configHash.prefix(12))) \(reason): restoring \(p.previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription); sha256 \(p.configHash.prefix(12)) is refused until the file changes")
-        refusedHash = p.configHash
-        configHash = p.previousHash
-        desired = p.previous
-        if let previous = p.previous {
-            if previous.tableName != reconciler.table { switchTable(to: previous.tableName) }
-            let outcome = enforce(previous, reason: .rollback)
-            record.state = outcome == nil ? .rollbackFailed : .rolledBack
-            record.outcome = outcome?.summary ?? lastError?.message
-        } else {
-            do {
-                try reconciler.remove()
-                record.state = .rolledBack
-                record.outcome = "table \(reconciler.table) deleted (there was none before)"
-                logger.notice("reconcile (rollback): \(record.outcome!)")
-            } catch {
-                record.state = .rollbackFailed
-                record.outcome = "\(error)"
-                logger.error("reconcile (rollback) failed: \(error)")
-            }
-        }
-        try? pendingFile.write(record)
-        writeState()
-        notify { try $0.status(self.statusLine()) }
-    }
-
-    // MARK: - state
-
-    func statusLine() -> String {
-        if let why = baselineReason {
-            return "fail-closed baseline enforced (no valid plan: \(why))"
-        }
-        guard let desired else {
-            if let r = refusedHash { return "no table enforced; refused config sha256 \(r.prefix(12)) (rolled back)" }
-            return "no valid config yet: \(lastError?.message ?? "")"
-        }
-        let elements = desired.sets.reduce(0) { $0 + $1.elements.ranges.count }
-        var s = "enforcing \(desired.chains.count) chains, \(desired.sets.count) sets, \(elements) elements"
-        if let p = provisional { s += "; provisional config sha256 \(p.configHash.prefix(12)) until \(ISO8601Format.string(p.record.deadline)) (fwenforcerd confirm)" }
-        if let r = refusedHash { s += "; refused config sha256 \(r.prefix(12)) (rolled back)" }
-        if let e = lastError { s += "; last error: \(e.message)" }
-        return s
-    }
-
-    private func writeState() {
-        var counts: [String: Int] = [:]
-        for s in desired?.sets ?? [] { counts[s.name] = s.elements.ranges.count }
-        let state = EnforcedState(configPath: options.configPath, configSHA256: configHash ?? "",
-                                  appliedAt: appliedAt, generation: reconciler.generation ?? 0,
-                                  lastError: lastError, setElementCounts: counts,
-                                  confirmBy: provisional?.record.deadline, refusedConfigSHA256: refusedHash,
-                                  table: reconciler.table, baseline: baselineReason)
-        do {
-            try stateFile.write(state)
-        } catch {
-            logger.warning("\(error)")
-        }
-    }
-
-    /// Rewrites the metrics file: the loop's counts, the planned sets, and the kernel's rule
-    /// counters (one dump of the table's rules; skipped, and said so, when it fails).
-    private func writeMetrics() {
-        guard let metricsFile else { return }
-        var counters: [RuleCounter]?
-        do {
-            counters = try reconciler.backend.counters(table: reconciler.table)
-        } catch {
-            logger.warning("metrics: cannot read the rule counters: \(error)")
-        }
-        let text = MetricsText.render(metrics, desired: desired, counters: counters, audit: auditMetrics,
-                                      nftablesGeneration: reconciler.generation)
-        do {
-            try metricsFile.write(text)
-        } catch {
-            logger.warning("metrics: \(error)")
-        }
-    }
-
-    private func notify(_ send: (SystemdNotifier) throws -> Void) {
-        do {
-            try send(notifier)
-        } catch {
-            logger.warning("sd_notify: \(error)")
-        }
-    }
 }
