@@ -146,3 +146,64 @@ struct DaemonHardeningTests {
         #expect(process.isRunning, "\(logText())")
     }
 }
+
+/// `ct state related` against the kernel. Most ICMP errors about a connection travel in its reply
+/// direction and are accepted as replies; the related rule is for the ones that travel in the
+/// original direction: an error about one of this host's replies (a peer or router refusing it,
+/// or IPv4's "fragmentation needed" for path MTU). Such an error must still get in.
+@Suite(.enabled(if: canUseNetns && FileManager.default.isExecutableFile(atPath: fwenforcerdPath), "needs root, nft and the built fwenforcerd"))
+struct KernelRelatedICMPTests {
+    @Test func anICMPErrorAboutAReplyOfAnAllowedConnectionIsAccepted() throws {
+        let host = try DaemonRunTests.Namespace("rel")
+        defer { host.close() }
+        let peer = try DaemonRunTests.Namespace("rel-peer")
+        defer { peer.close() }
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        let veth = "fwr\(UInt16.random(in: 0...UInt16.max))"
+        try run(["ip", "link", "add", "\(veth)a", "netns", host.name, "type", "veth", "peer", "name", "\(veth)b", "netns", peer.name])
+        try run(["ip", "-n", host.name, "addr", "add", "198.18.0.20/24", "dev", "\(veth)a"])
+        try run(["ip", "-n", peer.name, "addr", "add", "198.18.0.10/24", "dev", "\(veth)b"])
+        try run(["ip", "-n", host.name, "link", "set", "\(veth)a", "up"])
+        try run(["ip", "-n", peer.name, "link", "set", "\(veth)b", "up"])
+        // CCO (the host) lets CCM_SA (the peer) open 8443.
+        let config = dir("fwenforcer.conf")
+        try daemonWriteInPlace(config, DaemonRunTests.config)
+        #expect(try host.exec([fwenforcerdPath, "apply", "--config", config]).status == 0)
+        // Behind fwenforcer's chain (priority 0), a table of the test's own counts the related ICMP
+        // errors that fwenforcer let through: an accept there does not end the other base chains.
+        let probe = "table inet probe {\n chain input {\n type filter hook input priority 10; icmp type destination-unreachable ct state related counter\n }\n}\n"
+        #expect(try host.exec(["nft", "-f", "-"], input: probe).status == 0)
+        // The peer refuses the host's data segments with an ICMP port-unreachable: an error about
+        // the connection's reply direction, so it reaches the host in the original direction.
+        let reject = "table inet peer {\n chain input {\n type filter hook input priority 0; tcp sport 8443 tcp flags & psh == psh reject with icmpx type port-unreachable\n }\n}\n"
+        #expect(try peer.exec(["nft", "-f", "-"], input: reject).status == 0)
+
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        server.arguments = ["netns", "exec", host.name, "python3", "-c", """
+            import socket, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("198.18.0.20", 8443)); s.listen(1); print("listening", flush=True)
+            c, _ = s.accept()
+            for _ in range(5):
+                c.send(b"data"); time.sleep(0.1)
+            """]
+        let ready = Pipe()
+        server.standardOutput = ready
+        try server.run()
+        defer {
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+            server.waitUntilExit()
+        }
+        _ = ready.fileHandleForReading.availableData
+        let client = try peer.exec(["python3", "-c", """
+            import socket, time
+            c = socket.create_connection(("198.18.0.20", 8443), timeout=2); time.sleep(0.8); c.close()
+            """])
+        #expect(client.status == 0, "\(client.stderr)")
+        let counted = try host.exec(["nft", "list", "chain", "inet", "probe", "input"]).stdout
+        let packets = counted.split(separator: " ").drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect(packets > 0, "fwenforcer dropped the ICMP errors about its replies: \(counted)")
+    }
+}
