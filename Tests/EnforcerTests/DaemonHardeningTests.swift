@@ -94,9 +94,13 @@ struct DaemonHardeningTests {
     /// warns, counts it in a metric, polls, and still enforces a changed config.
     ///
     /// The limit is made real, not simulated: the daemon runs in a user namespace of its own
-    /// (with a network namespace owned by it) whose `user.max_inotify_watches` is 0. The host's
-    /// limit is not touched.
-    @Test func aFullInotifyWatchTableDegradesToPolling() throws {
+    /// (with a network namespace owned by it) whose `user.max_inotify_watches` (ENOSPC) or
+    /// `user.max_inotify_instances` (EMFILE) is 0. The host's limits are not touched.
+    @Test(arguments: [
+        ("max_inotify_watches", "inotify_add_watch DIR: No space left on device"),
+        ("max_inotify_instances", "inotify_init1: Too many open files"),
+    ])
+    func aFullInotifyTableDegradesToPolling(_ knob: String, _ refusal: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-enospc-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -109,7 +113,7 @@ struct DaemonHardeningTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         process.arguments = ["--user", "--map-root-user", "--net", "--", "/bin/sh", "-c",
-                             "echo 0 > /proc/sys/user/max_inotify_watches && ip link set lo up && exec \"$0\" \"$@\"",
+                             "echo 0 > /proc/sys/user/\(knob) && ip link set lo up && exec \"$0\" \"$@\"",
                              fwenforcerdPath, "run", "--config", path.path,
                              "--state-file", dir.appendingPathComponent("state.json").path,
                              "--lock-file", dir.appendingPathComponent("lock").path,
@@ -135,7 +139,7 @@ struct DaemonHardeningTests {
             return r.status == 0 && r.stdout.contains(element)
         }
         #expect(try eventually(5) { try setHas("AMQP_v4", "198.18.0.30") }, "\(logText())")
-        #expect(logText().contains("config watch: inotify_add_watch \(dir.path): No space left on device; polling"), "\(logText())")
+        #expect(logText().contains("config watch: \(refusal.replacingOccurrences(of: "DIR", with: dir.path)); polling"), "\(logText())")
         let metricsText = { (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "" }
         #expect(eventually { metricsText().contains("fwenforcer_config_watch_polling 1\n") && metricsText().contains("fwenforcer_config_watch_fallbacks_total 1\n") },
                 "\(metricsText())")
