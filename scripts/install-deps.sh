@@ -15,10 +15,14 @@
 #                         do not use it.
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
+#   graphviz chromium     `check --topology --format dot|html`: the diagram tests lay the DOT out with dot
+#                         and open the HTML page in headless chromium (DOM and screenshot)
+#   fonts-dejavu-core     a font for dot's labels and chromium's screenshot
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core time "$@")
+          dpkg-dev systemd etcd-server etcd-client ansible-core time
+          graphviz chromium fonts-dejavu-core "$@")
 
 missing=()
 for package in "${packages[@]}"; do

@@ -206,18 +206,25 @@ struct Confirm: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keep a provisional change (apply or run with --confirm-within) before its window ends.",
         discussion: """
-        Signals the process that would roll the change back (SIGUSR1) and waits for it to acknowledge. \
-        Exit 0 when the change is confirmed; 1 when nothing is pending, the window has passed (the previous \
-        ruleset was restored), or no acknowledgement came.
+        Signals the process that would roll the change back (SIGUSR1, carrying the change's token from the \
+        pending record) and waits for it to acknowledge. The owner keeps exactly that change: if a newer \
+        change (automation, etcd) replaced it meanwhile, the confirmation is refused and the newer one stays \
+        provisional. With --change, only the change of that config hash is confirmed. \
+        Exit 0 when the change is confirmed; 1 when nothing is pending, the pending change is another, the \
+        window has passed (the previous ruleset was restored), or no acknowledgement came.
         """)
 
     @Option(help: ArgumentHelp("Pending-confirmation record.", valueName: "path"))
     var pendingFile: String = PendingFile.defaultPath.string
 
+    @Option(help: ArgumentHelp("Confirm only the change of this config (a prefix of its SHA-256, as the apply line or `status` shows it).",
+                               valueName: "sha256"))
+    var change: String?
+
     func run() throws {
         let result: Confirmation.Result
         do {
-            result = try Confirmation.confirm(PendingFile(path: FilePath(pendingFile)))
+            result = try Confirmation.confirm(PendingFile(path: FilePath(pendingFile)), expected: change)
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
@@ -227,6 +234,12 @@ struct Confirm: ParsableCommand {
             print("confirmed: the ruleset of \(record.configPath) (sha256 \(record.configSHA256.prefix(12))) stays enforced (\(record.applied))")
         case .nothingPending(let why):
             printError("nothing to confirm: \(why)")
+            throw ExitCode(1)
+        case .superseded(let old, let new):
+            printError("not confirmed: config sha256 \(old.configSHA256.prefix(12)) was replaced before the confirmation arrived by config sha256 \(new.configSHA256.prefix(12)) (\(new.applied)), which you have not confirmed; it stays provisional until \(ISO8601Format.string(new.deadline)). Check it, then run confirm again")
+            throw ExitCode(1)
+        case .notTheNamedChange(let record, let expected):
+            printError("not confirmed: the pending change is config sha256 \(record.configSHA256.prefix(12)) (\(record.applied)), not \(expected); nothing was sent")
             throw ExitCode(1)
         case .tooLate(let record):
             let what = record.state == .rollbackFailed ? "the rollback failed (\(record.outcome ?? "")); the provisional ruleset may still be enforced"
@@ -517,6 +530,9 @@ struct Check: ParsableCommand {
         With --topology: plan every host of a shared config (roles = "auto"), then report flows one end \
         allows and the other blocks (errors), rows naming roles with no members, addresses in several \
         role groups, and groups nothing uses (warnings). Exit 1 when there are errors.
+        --format dot draws the deployment's allowed flows as a Graphviz graph; --format html makes one \
+        self-contained page with that diagram (laid out by dot when Graphviz is installed), the role \
+        matrix and the findings, for auditors (docs/topology-diagram.md).
         """)
 
     @OptionGroup var options: ConfigOptions
@@ -525,13 +541,19 @@ struct Check: ParsableCommand {
     var topology: String?
 
     @Option(help: "Output format for --topology.")
-    var format: CatalogFormat = .text
+    var format: TopologyFormat = .text
+
+    @Flag(help: "With --format dot|html: a node per host address, instead of one per role with a count.")
+    var perHost = false
 
     func run() throws {
         if let topology {
             let cfg: Config
+            // Read once: the page's hash must be of the bytes that were planned.
+            let bytes = FileManager.default.contents(atPath: topology)
             do {
-                cfg = try Config.load(path: topology)
+                cfg = try bytes.flatMap { String(data: $0, encoding: .utf8) }.map { try Config.parse(text: $0, file: topology) }
+                    ?? Config.load(path: topology)
             } catch {
                 printError("error: \(error)")
                 throw ExitCode(1)
@@ -546,6 +568,13 @@ struct Check: ParsableCommand {
                 for f in report.findings { print("\(f.severity.rawValue): [\(f.kind.rawValue)] \(f.message)") }
                 let errors = report.findings.filter { $0.severity == .error }.count
                 print("\(errors) errors, \(report.findings.count - errors) warnings")
+            case .dot, .html:
+                let flows = DeploymentFlows.trace(cfg, report: report)
+                let graph = FlowGraph(flows, grouping: perHost ? .perHost : .byRole)
+                let provenance = DiagramProvenance(config: cfg, configBytes: Array(bytes ?? Data()))
+                let dot = DOTRenderer.render(graph, provenance: provenance)
+                print(format == .dot ? dot : HTMLRenderer.render(flows: flows, diagram: graph, dot: dot, layout: Graphviz.layout(dot),
+                                                                 provenance: provenance), terminator: "")
             }
             if report.hasErrors { throw ExitCode(1) }
             return
@@ -560,6 +589,10 @@ struct Check: ParsableCommand {
 
 enum CatalogFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
+}
+
+enum TopologyFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, dot, html
 }
 
 struct CatalogCommand: ParsableCommand {

@@ -87,6 +87,27 @@ public final class NetlinkMonitor {
         }
     }
 
+    /// Drains the pending events and tells whether the commits after generation `from` up to `to`
+    /// all left the watched table alone, every one of them seen. A commit by another writer that
+    /// touched the table after `from` (up to `to` or later) answers no, so a read taken meanwhile is
+    /// taken again and includes it: nothing drained here hides drift. Earlier commits are already
+    /// part of what a read starting at `from` sees.
+    public func drainCheckingTable(after from: UInt32, upTo to: UInt32) -> (untouched: Bool, events: [MonitorEvent]) {
+        guard let events = try? drain() else { return (false, []) }
+        func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
+        var seen = from
+        var untouched = true
+        for event in events {
+            switch event {
+            case .overflow: untouched = false
+            case .commit(let c):
+                if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
+                if after(c.generation, seen) { seen = c.generation }
+            }
+        }
+        return (untouched && !after(to, seen), events)
+    }
+
     /// Parses one datagram of netlink messages into commits (exposed for tests with recorded bytes).
     func parse(_ data: ArraySlice<UInt8>) -> [MonitorEvent] {
         var events: [MonitorEvent] = []

@@ -27,6 +27,9 @@ public final class NetlinkBackend: Backend {
     /// ACK costs about 1 KiB of buffer (skb overhead included), as nft also assumes. Tests lower it
     /// to provoke lost ACKs.
     var receiveBufferPerMessage = 1024
+    /// Answers whether every commit after generation `from` up to `to` left `table` alone (the
+    /// daemon asks its nftables monitor). Lets `read` accept dumps taken while other tables changed.
+    public var tableUntouched: ((_ table: String, _ from: UInt32, _ to: UInt32) -> Bool)?
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
     static let erestart: Int32 = 85
 
@@ -168,11 +171,16 @@ public final class NetlinkBackend: Backend {
             if attempt > 0 { usleep(useconds_t(20_000 * attempt)) }
             let before = try generation()
             lastGeneration = before
-            guard let (snapshot, interrupted) = try dumpTable(table, generation: before) else {
-                if try generation() == before { return Snapshot(ruleset: nil, generation: before) }
-                continue
-            }
-            if !interrupted, try generation() == before { return snapshot }
+            let dumped = try dumpTable(table, generation: before)
+            let after = try generation()
+            let consistent = after == before && dumped?.interrupted != true
+            // Another writer committed during the dumps: still consistent for this table when the
+            // caller's monitor saw that none of those commits touched it (a busy fail2ban or
+            // kube-proxy must not make every read fail).
+            guard consistent || tableUntouched?(table, before, after) == true else { continue }
+            guard var snapshot = dumped?.0 else { return Snapshot(ruleset: nil, generation: after) }
+            snapshot.generation = after
+            return snapshot
         }
         throw .generationChanged(expected: lastGeneration)
     }

@@ -58,6 +58,13 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
     public var previous: Ruleset?
     /// What the rollback did, or why it failed.
     public var outcome: String?
+    /// Names this change: `fwenforcerd confirm` sends it with its SIGUSR1 (the signal's value), and
+    /// the owner keeps the change only when it names the change pending now. A confirmation meant
+    /// for a change that a newer one replaced is refused. Nil in records of earlier versions.
+    public var token: Int32?
+
+    /// A fresh token: positive (it travels as `sival_int`) and never 0 (a plain `kill`).
+    public static func newToken() -> Int32 { Int32.random(in: 1...Int32.max) }
 
     /// `ownerStartTime` nil reads the start time of `pid` now (it must be running).
     public init(state: State = .pending, pid: Int32 = getpid(), ownerStartTime: UInt64? = nil, owner: Owner, table: String,
@@ -76,6 +83,7 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
         self.applied = applied
         self.previousConfigSHA256 = previousConfigSHA256
         self.previous = previous
+        self.token = Self.newToken()
     }
 
     /// The end of a window of `window` from now, rounded up to a whole second: the record stores

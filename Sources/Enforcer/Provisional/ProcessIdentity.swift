@@ -72,6 +72,38 @@ public struct ProcessIdentity: Sendable, Hashable, Codable {
         try retryingInterrupts("pidfd_send_signal", "pid \(pid)") { send(fd, signal, nil, 0) }
     }
 
+    /// Sends `signal` with `value` attached (`si_value.sival_int`, `si_code` SI_QUEUE): the
+    /// receiver's signalfd reads it as `ssi_int`. Through a pidfd where the kernel has them (so a
+    /// reused pid never gets it), `sigqueue` otherwise, after the same identity check.
+    ///
+    /// The corresponding C functions are `pidfd_send_signal` (with a `siginfo_t`) and `sigqueue`.
+    public func signal(_ signal: Int32, value: Int32) throws(SystemCallError) {
+        // siginfo_t on Linux: si_signo, si_errno, si_code, then (after padding to 16 bytes) the
+        // queued signal's si_pid, si_uid and si_value: 128 bytes in all.
+        var info = [UInt8](repeating: 0, count: 128)
+        info.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: signal, toByteOffset: 0, as: Int32.self)
+            raw.storeBytes(of: LinuxCalls.siQueue, toByteOffset: 8, as: Int32.self)
+            raw.storeBytes(of: getpid(), toByteOffset: 16, as: Int32.self)
+            raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self)
+            raw.storeBytes(of: value, toByteOffset: 24, as: Int32.self)
+        }
+        if let open = Self.pidfdOpen, let send = Self.pidfdSendSignal {
+            let fd = open(pid, 0)
+            if fd != -1 {
+                defer { closeDescriptor(fd) }
+                guard isAlive else { throw SystemCallError(call: "pidfd_open", subject: "pid \(pid) (another process than the one recorded)", code: .noSuchProcess) }
+                try retryingInterrupts("pidfd_send_signal", "pid \(pid)") { info.withUnsafeMutableBytes { send(fd, signal, $0.baseAddress, 0) } }
+                return
+            }
+            guard errno == ENOSYS else { throw SystemCallError(call: "pidfd_open", subject: "pid \(pid)", code: Errno(rawValue: errno)) }
+        }
+        guard isAlive else { throw SystemCallError(call: "sigqueue", subject: "pid \(pid)", code: .noSuchProcess) }
+        var v = sigval()
+        v.sival_int = value
+        try retryingInterrupts("sigqueue", "pid \(pid)") { sigqueue(pid, signal, v) }
+    }
+
     private typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
     private typealias PidfdSendSignal = @convention(c) (Int32, Int32, UnsafeMutableRawPointer?, UInt32) -> Int32
 

@@ -49,10 +49,12 @@ public struct ProvisionalApply {
             outcome = try reconciler.reconcile(to: plan) { pass in
                 let identified = try waiter ?? startIdentifiedWaiter()
                 waiter = identified
-                let r = PendingConfirmation(pid: identified.pid, ownerStartTime: identified.startTime, owner: .apply, table: plan.tableName,
+                var r = PendingConfirmation(pid: identified.pid, ownerStartTime: identified.startTime, owner: .apply, table: plan.tableName,
                                             deadline: record?.deadline ?? PendingConfirmation.deadline(after: window),
                                             configPath: configPath, configSHA256: configSHA256,
                                             applied: Reconciler.describe(pass.transaction).joined(separator: ", "), previous: pass.previous)
+                // One change, one token, however often compare-and-swap makes it plan again.
+                r.token = record?.token ?? r.token
                 try file.write(r)
                 record = r
             }

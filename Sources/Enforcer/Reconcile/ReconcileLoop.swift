@@ -168,6 +168,18 @@ public final class ReconcileLoop {
     private func wireReconciler() {
         guard let monitor else { return }
         reconciler.pendingCommits = { (try? monitor.drain()) ?? [] }
+        (reconciler.backend as? NetlinkBackend)?.tableUntouched = { [unowned self] table, from, to in
+            self.monitorSawNoChange(to: table, after: from, upTo: to)
+        }
+    }
+
+    /// Whether the commits after generation `from` up to `to` all left `table` alone, from the
+    /// monitor; the events it drained go to the reconciler as usual.
+    private func monitorSawNoChange(to table: String, after from: UInt32, upTo to: UInt32) -> Bool {
+        guard let monitor, monitor.table == table else { return false }
+        let (untouched, events) = monitor.drainCheckingTable(after: from, upTo: to)
+        for event in events { reconciler.note(event) }
+        return untouched
     }
 
     /// `[enforce] table` changed: fwenforcer's table takes the new name, and the old (marked)
@@ -185,9 +197,13 @@ public final class ReconcileLoop {
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
     /// runs until SIGTERM/SIGINT.
     public func run() throws {
-        try loop.handleSignals(SignalMask.daemonSignals) { [unowned self] signal in
-            self.handle(signal: signal)
-        }
+        try loop.handleSignalsWithInfo(SignalMask.daemonSignals, { [unowned self] info in
+            if info.signal == SIGUSR1 {
+                self.confirm(token: info.queued ? info.value : nil, from: info.senderPID)
+            } else {
+                self.handle(signal: info.signal)
+            }
+        })
         if let monitor {
             _ = try loop.watchReadable(FileDescriptor(rawValue: monitor.fileDescriptor)) { [unowned self] in
                 self.monitorReadable()
@@ -232,6 +248,7 @@ public final class ReconcileLoop {
             logger.warning("watchdog ping failed: \(error)")
         }
 
+        recoverInterruptedWindow()
         reload(force: true, reason: .start)
         notify { try $0.ready(status: self.statusLine()) }
         defer { shutdown() }
@@ -255,7 +272,7 @@ public final class ReconcileLoop {
             reload(force: true, reason: .sighup)
             notify { try $0.ready(status: self.statusLine()) }
         case SIGUSR1:
-            confirm()
+            confirm(token: nil, from: 0)
         default:
             notify { try $0.stopping(status: "stopping") }
             // An unconfirmed change must not outlive the process that owns its window.
@@ -552,17 +569,38 @@ public final class ReconcileLoop {
         do {
             try pendingFile.write(record)
         } catch {
-            logger.error("\(error); `fwenforcerd confirm` cannot find this change, send SIGUSR1 to pid \(getpid()) instead")
+            logger.error("\(error); `fwenforcerd confirm` cannot find this change: queue SIGUSR1 with value \(record.token ?? 0) to pid \(getpid()) instead")
         }
         provisional = Provisional(configHash: hash, record: record, previous: previous, previousHash: previousHash)
         confirmTimer?.schedule(after: .milliseconds(Int64(max(0, record.deadline.timeIntervalSinceNow) * 1000)))
         logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) is provisional: run `fwenforcerd confirm` before \(ISO8601Format.string(record.deadline)), or \(previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription) comes back")
     }
 
-    /// SIGUSR1: keeps the provisional ruleset.
-    func confirm() {
+    /// A daemon that died (crash, SIGKILL, the watchdog) during a window of its own left a pending
+    /// record: the change in it was never confirmed, so it must not become permanent by the
+    /// restart. The previous ruleset comes back, in one batch, and the unconfirmed config is
+    /// refused until the file changes, as if the window had ended. (Resuming the window instead
+    /// would keep an unverified change enforced across a crash that may have been caused by it.)
+    private func recoverInterruptedWindow() {
+        guard let record = try? pendingFile.read(), record.owner == .daemon, record.state == .pending,
+              !record.ownerIsAlive || record.ownerIdentity == ProcessIdentity.current else { return }
+        if record.table != reconciler.table { switchTable(to: record.table) }
+        logger.error("config \(record.configPath) (sha256 \(record.configSHA256.prefix(12))) was provisional when the daemon owning its window (pid \(record.pid)) stopped without a confirmation: restoring \(record.previousConfigSHA256.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription); sha256 \(record.configSHA256.prefix(12)) is refused until the file changes")
+        provisional = Provisional(configHash: record.configSHA256, record: record, previous: record.previous,
+                                  previousHash: record.previousConfigSHA256)
+        rollBack(reason: "was not confirmed before its daemon stopped")
+    }
+
+    /// SIGUSR1 carrying `token`: keeps the provisional ruleset when the token names it. A plain
+    /// SIGUSR1 (no token), or one meant for a change a newer one replaced, keeps nothing: the
+    /// operator verified some change, and it is not this one.
+    func confirm(token: Int32?, from sender: Int32) {
         guard let p = provisional else {
             logger.notice("SIGUSR1: nothing to confirm")
+            return
+        }
+        guard let token, token == p.record.token else {
+            logger.warning("SIGUSR1 from pid \(sender) \(token == nil ? "names no change" : "names another change than the pending one"): config sha256 \(p.configHash.prefix(12)) stays provisional until \(ISO8601Format.string(p.record.deadline)); confirm it with `fwenforcerd confirm`")
             return
         }
         endProvisional()

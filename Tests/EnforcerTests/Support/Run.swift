@@ -54,8 +54,9 @@ func enterNetworkNamespace(_ fd: Int32) -> Bool {
     return unsafeBitCast(sym, to: SetNS.self)(fd, cloneNewNet) == 0
 }
 
-/// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both).
-let fwenforcerdPath: String = builtExecutablePath("fwenforcerd")
+/// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both),
+/// or `FWENFORCERD_UNDER_TEST`: another build, to show a test fails on an earlier version.
+let fwenforcerdPath: String = ProcessInfo.processInfo.environment["FWENFORCERD_UNDER_TEST"] ?? builtExecutablePath("fwenforcerd")
 
 /// An executable of this package built beside the test bundle.
 func builtExecutablePath(_ name: String) -> String {
