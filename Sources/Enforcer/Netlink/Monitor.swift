@@ -71,6 +71,7 @@ public final class NetlinkMonitor {
     public func drain(budget: DrainBudget = .perTurn) throws(BackendError) -> [MonitorEvent] {
         var events: [MonitorEvent] = []
         var meter = DrainBudget.Meter(budget)
+        stoppedAtBudget = false
         while true {
             let n: Int?
             do {
@@ -78,14 +79,17 @@ public final class NetlinkMonitor {
             } catch .system(_, .noBufferSpace) {
                 touched = false
                 events.append(.overflow)
-                if !meter.allowsAnother() { return events }
+                if !meter.allowsAnother() { stoppedAtBudget = true; return events }
                 continue
             }
             guard let n, n > 0 else { return events }
             events += parse(Array(buffer.prefix(n))[...])
-            if !meter.allowsAnother() { return events }
+            if !meter.allowsAnother() { stoppedAtBudget = true; return events }
         }
     }
+
+    /// The last ``drain(budget:)`` returned at its budget: more may be queued.
+    private var stoppedAtBudget = false
 
     /// Drains the pending events and tells whether the commits after generation `from` up to `to`
     /// all left the watched table alone, every one of them seen. A commit by another writer that
@@ -93,18 +97,24 @@ public final class NetlinkMonitor {
     /// taken again and includes it: nothing drained here hides drift. Earlier commits are already
     /// part of what a read starting at `from` sees.
     public func drainCheckingTable(after from: UInt32, upTo to: UInt32) -> (untouched: Bool, events: [MonitorEvent]) {
-        guard let events = try? drain() else { return (false, []) }
         func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
+        var events: [MonitorEvent] = []
         var seen = from
         var untouched = true
-        for event in events {
-            switch event {
-            case .overflow: untouched = false
-            case .commit(let c):
-                if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
-                if after(c.generation, seen) { seen = c.generation }
+        // Budgeted drains, repeated only until generation `to` is seen: its NEWGEN was queued
+        // before the read that reported it returned, so this ends however busy other writers are.
+        repeat {
+            guard let batch = try? drain() else { return (false, events) }
+            for event in batch {
+                switch event {
+                case .overflow: untouched = false
+                case .commit(let c):
+                    if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
+                    if after(c.generation, seen) { seen = c.generation }
+                }
             }
-        }
+            events += batch
+        } while stoppedAtBudget && after(to, seen)
         return (untouched && !after(to, seen), events)
     }
 
