@@ -165,6 +165,11 @@ struct Apply: ParsableCommand {
             return
         }
         try withBackend { backend in
+            // An owned table stays owned (orphaned again when apply exits, for the daemon to adopt).
+            if cfg.enforce.owner {
+                backend.tableOwnership = .owned
+                _ = try backend.claim(table: plan.ruleset.tableName)
+            }
             let reconciler = Reconciler(backend: backend, table: plan.ruleset.tableName)
             let outcome = try reconciler.reconcile(to: plan.ruleset)
             print("applied \(plan.ruleset.tableName) for \(roles.joined(separator: ", ")): \(outcome.summary)")
@@ -380,6 +385,12 @@ struct Run: ParsableCommand {
             defer { loop.close() }
             let backend = try NetlinkBackend()
             defer { backend.close() }
+            // [enforce] owner is read once: the table's flags belong to this daemon's socket.
+            if (try? Config.load(path: config))?.enforce.owner == true {
+                backend.tableOwnership = .owned
+                let claim = try backend.claim(table: table)
+                logger.notice("\(claim)")
+            }
             let monitor = try NetlinkMonitor(table: table)
             defer { monitor.close() }
             // The daemon's commits are told by the socket that sends them, never by pid.
@@ -439,11 +450,13 @@ struct Status: ParsableCommand {
         }
         try withBackend { backend in
             let snapshot = try backend.read(table: table)
+            defer { for line in (try? backend.otherBaseChains(excluding: table)).map(OtherBaseChain.statusLines) ?? [] { print(line) } }
             guard let live = snapshot.ruleset else {
                 print("kernel:     no table inet \(table) (generation \(snapshot.generation))")
                 return
             }
             print("kernel:     table inet \(table), generation \(snapshot.generation), chains \(live.chains.map { "\($0.name) (policy \($0.policy.rawValue), \($0.rules.count) rules)" }.joined(separator: ", "))")
+            if let owner = try? backend.ownerState(of: table) { print("  table: \(owner)") }
             for set in live.sets {
                 let expected = state?.setElementCounts[set.name]
                 let mark = expected.map { $0 == set.elements.ranges.count ? "" : " (daemon planned \($0))" } ?? ""

@@ -92,3 +92,62 @@ struct DaemonConfirmationTests {
         #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.33") }, "\(daemon.logText)")
     }
 }
+
+/// Defect 3 of issue 12: a catalog file decides the firewall as much as the config does. It gets
+/// the config's security check, a watch, and a place in the content hash the provisional window and
+/// refusals are keyed on.
+@Suite(.enabled(if: canUseNetns && FileManager.default.isExecutableFile(atPath: fwenforcerdPath), "needs root, nft and the built fwenforcerd"))
+struct DaemonCatalogFileTests {
+    let helper = DaemonRunTests()
+
+    static let config = """
+    [host]
+    roles = ["MANAGER"]
+    catalog = "site-catalog.toml"
+    [groups]
+    AGENT = ["198.18.0.50"]
+    admin_ssh = ["198.19.0.0/24"]
+    """
+
+    static func catalog(restPort: Int) -> String {
+        Catalog.builtInText("cloudify")!.replacingOccurrences(of: "53333", with: "\(restPort)")
+    }
+
+    func inputRules(_ ns: DaemonRunTests.Namespace) throws -> String {
+        try ns.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout
+    }
+
+    @Test func catalogFileIsCheckedWatchedAndProvisional() throws {
+        let setup = try DaemonRunTests.Setup("catalog", config: Self.config)
+        defer { setup.close() }
+        let (ns, dir) = (setup.ns, setup.dir)
+        let catalog = dir.appendingPathComponent("site-catalog.toml")
+        let pending = dir.appendingPathComponent("pending.json")
+        // Writable by others: refused like such a config (the daemon starts on the baseline).
+        try Self.catalog(restPort: 53333).write(to: catalog, atomically: false, encoding: .utf8)
+        chmod(catalog.path, 0o666)
+        let daemon = try setup.start(extra: ["--confirm-within", "60", "--pending-file", pending.path])
+        #expect(helper.eventually { daemon.logText.contains("refusing config") && daemon.logText.contains(catalog.path) }, "\(daemon.logText)")
+        #expect(try inputRules(ns).contains(Baseline.adminRuleComment))
+
+        // Made safe: picked up by the watch, no SIGHUP.
+        chmod(catalog.path, 0o600)
+        try DaemonRunTests.writeConfig(Self.catalog(restPort: 53333), to: catalog)
+        #expect(try helper.eventually { try inputRules(ns).contains("53333") }, "\(daemon.logText)")
+
+        // An edit of the catalog alone is a change like a config edit: provisional, keyed on both.
+        try DaemonRunTests.writeConfig(Self.catalog(restPort: 53334), to: catalog)
+        #expect(try helper.eventually { try inputRules(ns).contains("53334") }, "\(daemon.logText)")
+        let file = PendingFile(path: FilePath(pending.path))
+        let record = try #require(try file.read())
+        let configOnly = SHA256.hex(of: Array(Self.config.utf8))
+        #expect(record.state == .pending && record.configSHA256 != configOnly)
+        // Not confirmed: the rollback restores 53333 and refuses that content of the two files.
+        daemon.signal(SIGTERM)
+        daemon.stop()
+        #expect(try !inputRules(ns).contains("53334") && inputRules(ns).contains("53333"))
+        let restarted = try setup.start(extra: ["--confirm-within", "60", "--pending-file", pending.path])
+        #expect(helper.eventually { restarted.logText.contains("stays refused") }, "\(restarted.logText)")
+        #expect(try !inputRules(ns).contains("53334"))
+    }
+}

@@ -274,7 +274,10 @@ struct KernelBusyWriterTests {
                 guard let other = try? ns.entered({ try NetlinkBackend() }) else { return }
                 defer { other.close() }
                 var n = 0
+                // 200 commits a second: busier than fail2ban under attack, and every dump of the
+                    // 20,000 elements spans several of them.
                 while !stop.isSet {
+                    usleep(5_000)
                     n += 1
                     _ = try? other.apply(Transaction(table: "busy", operations: n % 2 == 0 ? [.deleteTable] : [.addTable]))
                 }

@@ -71,6 +71,14 @@ CASES = [
      'Rule(matches: [.icmpTypes(.ipv4, [.destinationUnreachable, .timeExceeded, .parameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections")'),
     ('icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state related accept comment "ICMPv6 errors related to allowed connections"', None, "output",
      'Rule(matches: [.icmpTypes(.ipv6, [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMPv6 errors related to allowed connections")'),
+    # The published-ports chain on the forward hook (Compiler/PublishedPorts.swift).
+    ('ct status ! dnat accept', None, "forward", 'Rule(matches: [.ctStatusDNAT(false)], verdict: .accept)'),
+    ('ct status dnat counter drop comment "default deny"', None, "forward",
+     'Rule(matches: [.ctStatusDNAT(true)], statements: [.counter], verdict: .drop, comment: "default deny")'),
+    ('ip saddr @CCM_v4 meta l4proto tcp ct original proto-dst 5000 accept', S4, "forward",
+     'Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v4"), .originalDestinationPort(.tcp, PortRange(5000))], verdict: .accept)'),
+    ('ip6 saddr @CCM_v6 meta l4proto udp ct original proto-dst 1000-2000 accept', S6, "forward",
+     'Rule(matches: [.addressInSet(.source, .ipv6, set: "CCM_v6"), .originalDestinationPort(.udp, PortRange(1000, 2000))], verdict: .accept)'),
 ]
 
 # A hash set's elements go out in the order written; fwenforcer's model keeps them sorted, so they

@@ -52,6 +52,10 @@ public enum Compiler {
             rules += tailRules(direction, mode: mode, enforce: config.enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
+            if direction == .ingress {
+                let allow = catalogRules(flows.filter { $0.direction == .ingress }, direction: .ingress, config: config, sets: &sets)
+                chains.append(publishedPortsChain(allowing: allow, mode: mode, enforce: config.enforce))
+            }
         }
         let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)
         return Plan(ruleset: ruleset, roles: roles, flows: flows)
@@ -168,14 +172,25 @@ public enum Compiler {
                 continue
             }
             for family in AddressFamily.allCases {
-                let elements = AddressSet(family: family, prefixes: members)
-                guard !elements.isEmpty else { continue }
-                let name = "\(key.remote)_\(family.setSuffix)"
-                sets[name] = NamedSet(name: name, family: family, interval: !elements.hostsOnly, elements: elements)
+                guard let set = groupSet(key.remote, family, members: members) else { continue }
+                let name = set.name
+                sets[name] = set
                 rules.append(Rule(matches: [.addressInSet(end, family, set: name)] + matches, verdict: .accept, comment: comment))
             }
         }
         return rules
+    }
+
+    /// The named set of a group's members in one family (`CCM_v4`), nil when it has none there.
+    /// The type follows from what the config says, never from the values: hosts only make a hash
+    /// set, adjacent hosts separate elements (so replacing one is one element change whatever its
+    /// neighbours); any prefix makes an interval set. An explicit /32 or /128 is a host.
+    static func groupSet(_ group: String, _ family: AddressFamily, members: [IPPrefix]) -> NamedSet? {
+        let own = members.filter { $0.family == family }
+        guard !own.isEmpty else { return nil }
+        let interval = own.contains { !$0.isHost }
+        let elements = interval ? AddressSet(family: family, prefixes: own) : AddressSet(family: family, hosts: own.map(\.address))
+        return NamedSet(name: "\(group)_\(family.setSuffix)", family: family, interval: interval, elements: elements)
     }
 
     /// "CCO#1 CCM#9: For two-way communication between the CCO and CCM VMs." within nft's limit.

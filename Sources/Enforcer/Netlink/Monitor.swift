@@ -71,7 +71,6 @@ public final class NetlinkMonitor {
     public func drain(budget: DrainBudget = .perTurn) throws(BackendError) -> [MonitorEvent] {
         var events: [MonitorEvent] = []
         var meter = DrainBudget.Meter(budget)
-        stoppedAtBudget = false
         while true {
             let n: Int?
             do {
@@ -79,17 +78,14 @@ public final class NetlinkMonitor {
             } catch .system(_, .noBufferSpace) {
                 touched = false
                 events.append(.overflow)
-                if !meter.allowsAnother() { stoppedAtBudget = true; return events }
+                if !meter.allowsAnother() { return events }
                 continue
             }
             guard let n, n > 0 else { return events }
             events += parse(Array(buffer.prefix(n))[...])
-            if !meter.allowsAnother() { stoppedAtBudget = true; return events }
+            if !meter.allowsAnother() { return events }
         }
     }
-
-    /// The last ``drain(budget:)`` returned at its budget: more may be queued.
-    private var stoppedAtBudget = false
 
     /// Drains the pending events and tells whether the commits after generation `from` up to `to`
     /// all left the watched table alone, every one of them seen. A commit by another writer that
@@ -98,14 +94,15 @@ public final class NetlinkMonitor {
     /// part of what a read starting at `from` sees.
     public func drainCheckingTable(after from: UInt32, upTo to: UInt32) -> (untouched: Bool, events: [MonitorEvent]) {
         func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
-        var events: [MonitorEvent] = []
         var seen = from
         var untouched = true
-        // Budgeted drains, repeated only until generation `to` is seen: its NEWGEN was queued
-        // before the read that reported it returned, so this ends however busy other writers are.
-        repeat {
-            guard let batch = try? drain() else { return (false, events) }
-            for event in batch {
+        var all: [MonitorEvent] = []
+        // `drain` stops at its budget: read on until the commit at `to` is seen (a bounded number
+        // of times; the events of commits up to `to` are queued already).
+        for _ in 0..<64 where !after(seen, to) && seen != to {
+            guard let events = try? drain(), !events.isEmpty else { break }
+            all += events
+            for event in events {
                 switch event {
                 case .overflow: untouched = false
                 case .commit(let c):
@@ -113,9 +110,8 @@ public final class NetlinkMonitor {
                     if after(c.generation, seen) { seen = c.generation }
                 }
             }
-            events += batch
-        } while stoppedAtBudget && after(to, seen)
-        return (untouched && !after(to, seen), events)
+        }
+        return (untouched && !after(to, seen), all)
     }
 
     /// Parses one datagram of netlink messages into commits (exposed for tests with recorded bytes).

@@ -90,6 +90,9 @@ public final class ReconcileLoop {
     let pendingFile: PendingFile
 
     private var watcher: ConfigWatcher?
+    /// The files the watcher follows: the config, and the catalog file it names.
+    private var watchedPaths: [FilePath] = []
+    private var source: ConfigSource { ConfigSource(configPath: options.configPath, requireSecure: options.requireSecureConfig) }
     private var addressWatch: HostAddressWatch?
     /// Listens and counts while a direction is in audit mode.
     private var audit: AuditRecorder?
@@ -215,20 +218,8 @@ public final class ReconcileLoop {
                 if self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
             }
         }
-        watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
-                                    maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
-            self.reload(force: false, reason: .configChanged)
-        } onModeChange: { [unowned self] mode in
-            // A full watch table or a missing capability must not stop the daemon: it polls.
-            switch mode {
-            case .polling(let error):
-                self.logger.warning("config watch: \(error); polling \(self.options.configPath) every \(ConfigWatcher.defaultPollInterval) (stat and SHA-256) until inotify works again")
-            case .inotify:
-                self.logger.notice("config watch: inotify works again, polling stopped")
-            }
-            self.metrics.recordConfigWatch(polling: mode != .inotify)
-            self.writeMetrics()
-        }
+        watchedPaths = source.watchedPaths(catalog: nil)
+        watcher = try makeWatcher(watchedPaths)
         audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
                                   logger: logger)
         retryTimer = try loop.makeTimer { [unowned self] in self.retry() }
@@ -253,6 +244,38 @@ public final class ReconcileLoop {
         notify { try $0.ready(status: self.statusLine()) }
         defer { shutdown() }
         try loop.run()
+    }
+
+    /// The watcher of `paths`: a change of any of them re-reads the sources.
+    private func makeWatcher(_ paths: [FilePath]) throws -> ConfigWatcher {
+        try ConfigWatcher(paths: paths, loop: loop, debounce: options.debounce,
+                          maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
+            self.reload(force: false, reason: .configChanged)
+        } onModeChange: { [unowned self] mode in
+            // A full watch table or a missing capability must not stop the daemon: it polls.
+            switch mode {
+            case .polling(let error):
+                self.logger.warning("config watch: \(error); polling \(self.watchedPaths.map(\.string).joined(separator: " and ")) every \(ConfigWatcher.defaultPollInterval) (stat and SHA-256) until inotify works again")
+            case .inotify:
+                self.logger.notice("config watch: inotify works again, polling stopped")
+            }
+            self.metrics.recordConfigWatch(polling: mode != .inotify)
+            self.writeMetrics()
+        }
+    }
+
+    /// Follows `paths` from now on (the config named another catalog file).
+    private func watch(_ paths: [FilePath]) {
+        guard paths != watchedPaths, watcher != nil else { return }
+        do {
+            let next = try makeWatcher(paths)
+            watcher?.close()
+            watcher = next
+            watchedPaths = paths
+            logger.info("watching \(paths.map(\.string).joined(separator: " and "))")
+        } catch {
+            logger.warning("cannot watch \(paths.map(\.string).joined(separator: " and ")): \(error); the backstop re-reads them")
+        }
     }
 
     private func shutdown() {
@@ -334,22 +357,19 @@ public final class ReconcileLoop {
         var salvage = Baseline.Inputs()
         var readHash: String?
         do {
-            let data: [UInt8]
-            if options.requireSecureConfig {
-                // Checked and read from one descriptor: no window to swap the file in between.
-                let checked = try ConfigFileSecurity.read(FilePath(path))
-                for warning in checked.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
-                    logger.warning("\(warning)")
-                }
-                data = checked.bytes
-            } else {
-                guard let contents = FileManager.default.contents(atPath: path) else {
-                    throw InputError(file: path, line: nil, key: nil,
-                                     message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
-                }
-                data = Array(contents)
+            // The config and the catalog file it names, each checked and read from one
+            // descriptor: no window to swap a file in between.
+            let configFile = try source.readConfig()
+            // What the baseline can use if the rest fails.
+            salvage = .salvage(text: String(decoding: configFile.bytes, as: UTF8.self), file: path)
+            let catalogPath = source.catalogPath(named: configFile.bytes)
+            watch(source.watchedPaths(catalog: catalogPath))
+            let contents = try source.read(catalog: catalogPath, config: configFile)
+            for warning in contents.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
+                logger.warning("\(warning)")
             }
-            let hash = SHA256.hex(of: data)
+            let data = contents.configBytes
+            let hash = contents.hash
             readHash = hash
             if !force && hash == configHash && desired != nil { return }
             // The rule `check` applies too: bytes that are not UTF-8 are refused, not replaced.
@@ -379,7 +399,7 @@ public final class ReconcileLoop {
             }
             let config: Config
             do {
-                config = try Config.parse(text: text, file: path)
+                config = try source.parse(contents, text: text)
             } catch {
                 salvage = .salvage(text: text, file: path)
                 throw error
