@@ -94,9 +94,13 @@ struct DaemonHardeningTests {
     /// warns, counts it in a metric, polls, and still enforces a changed config.
     ///
     /// The limit is made real, not simulated: the daemon runs in a user namespace of its own
-    /// (with a network namespace owned by it) whose `user.max_inotify_watches` is 0. The host's
-    /// limit is not touched.
-    @Test func aFullInotifyWatchTableDegradesToPolling() throws {
+    /// (with a network namespace owned by it) whose `user.max_inotify_watches` (ENOSPC) or
+    /// `user.max_inotify_instances` (EMFILE) is 0. The host's limits are not touched.
+    @Test(arguments: [
+        ("max_inotify_watches", "inotify_add_watch DIR: No space left on device"),
+        ("max_inotify_instances", "inotify_init1: Too many open files"),
+    ])
+    func aFullInotifyTableDegradesToPolling(_ knob: String, _ refusal: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fwe-enospc-\(getpid())-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -109,7 +113,7 @@ struct DaemonHardeningTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         process.arguments = ["--user", "--map-root-user", "--net", "--", "/bin/sh", "-c",
-                             "echo 0 > /proc/sys/user/max_inotify_watches && ip link set lo up && exec \"$0\" \"$@\"",
+                             "echo 0 > /proc/sys/user/\(knob) && ip link set lo up && exec \"$0\" \"$@\"",
                              fwenforcerdPath, "run", "--config", path.path,
                              "--state-file", dir.appendingPathComponent("state.json").path,
                              "--lock-file", dir.appendingPathComponent("lock").path,
@@ -135,7 +139,7 @@ struct DaemonHardeningTests {
             return r.status == 0 && r.stdout.contains(element)
         }
         #expect(try eventually(5) { try setHas("AMQP_v4", "198.18.0.30") }, "\(logText())")
-        #expect(logText().contains("config watch: inotify_add_watch \(dir.path): No space left on device; polling"), "\(logText())")
+        #expect(logText().contains("config watch: \(refusal.replacingOccurrences(of: "DIR", with: dir.path)); polling"), "\(logText())")
         let metricsText = { (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "" }
         #expect(eventually { metricsText().contains("fwenforcer_config_watch_polling 1\n") && metricsText().contains("fwenforcer_config_watch_fallbacks_total 1\n") },
                 "\(metricsText())")
@@ -144,5 +148,66 @@ struct DaemonHardeningTests {
         try DaemonRunTests.writeConfig(Self.config.replacingOccurrences(of: "198.18.0.30", with: "198.18.0.31"), to: path)
         #expect(try eventually(8) { try setHas("AMQP_v4", "198.18.0.31") }, "\(logText())")
         #expect(process.isRunning, "\(logText())")
+    }
+}
+
+/// `ct state related` against the kernel. Most ICMP errors about a connection travel in its reply
+/// direction and are accepted as replies; the related rule is for the ones that travel in the
+/// original direction: an error about one of this host's replies (a peer or router refusing it,
+/// or IPv4's "fragmentation needed" for path MTU). Such an error must still get in.
+@Suite(.enabled(if: canUseNetns && FileManager.default.isExecutableFile(atPath: fwenforcerdPath), "needs root, nft and the built fwenforcerd"))
+struct KernelRelatedICMPTests {
+    @Test func anICMPErrorAboutAReplyOfAnAllowedConnectionIsAccepted() throws {
+        let host = try DaemonRunTests.Namespace("rel")
+        defer { host.close() }
+        let peer = try DaemonRunTests.Namespace("rel-peer")
+        defer { peer.close() }
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        let veth = "fwr\(UInt16.random(in: 0...UInt16.max))"
+        try run(["ip", "link", "add", "\(veth)a", "netns", host.name, "type", "veth", "peer", "name", "\(veth)b", "netns", peer.name])
+        try run(["ip", "-n", host.name, "addr", "add", "198.18.0.20/24", "dev", "\(veth)a"])
+        try run(["ip", "-n", peer.name, "addr", "add", "198.18.0.10/24", "dev", "\(veth)b"])
+        try run(["ip", "-n", host.name, "link", "set", "\(veth)a", "up"])
+        try run(["ip", "-n", peer.name, "link", "set", "\(veth)b", "up"])
+        // CCO (the host) lets CCM_SA (the peer) open 8443.
+        let config = dir("fwenforcer.conf")
+        try daemonWriteInPlace(config, DaemonRunTests.config)
+        #expect(try host.exec([fwenforcerdPath, "apply", "--config", config]).status == 0)
+        // Behind fwenforcer's chain (priority 0), a table of the test's own counts the related ICMP
+        // errors that fwenforcer let through: an accept there does not end the other base chains.
+        let probe = "table inet probe {\n chain input {\n type filter hook input priority 10; icmp type destination-unreachable ct state related counter\n }\n}\n"
+        #expect(try host.exec(["nft", "-f", "-"], input: probe).status == 0)
+        // The peer refuses the host's data segments with an ICMP port-unreachable: an error about
+        // the connection's reply direction, so it reaches the host in the original direction.
+        let reject = "table inet peer {\n chain input {\n type filter hook input priority 0; tcp sport 8443 tcp flags & psh == psh reject with icmpx type port-unreachable\n }\n}\n"
+        #expect(try peer.exec(["nft", "-f", "-"], input: reject).status == 0)
+
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        server.arguments = ["netns", "exec", host.name, "python3", "-c", """
+            import socket, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("198.18.0.20", 8443)); s.listen(1); print("listening", flush=True)
+            c, _ = s.accept()
+            for _ in range(5):
+                c.send(b"data"); time.sleep(0.1)
+            """]
+        let ready = Pipe()
+        server.standardOutput = ready
+        try server.run()
+        defer {
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+            server.waitUntilExit()
+        }
+        _ = ready.fileHandleForReading.availableData
+        let client = try peer.exec(["python3", "-c", """
+            import socket, time
+            c = socket.create_connection(("198.18.0.20", 8443), timeout=2); time.sleep(0.8); c.close()
+            """])
+        #expect(client.status == 0, "\(client.stderr)")
+        let counted = try host.exec(["nft", "list", "chain", "inet", "probe", "input"]).stdout
+        let packets = counted.split(separator: " ").drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? 0
+        #expect(packets > 0, "fwenforcer dropped the ICMP errors about its replies: \(counted)")
     }
 }
