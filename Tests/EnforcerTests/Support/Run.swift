@@ -3,13 +3,13 @@ import Foundation
 import Glibc
 #endif
 
-/// Runs a program and collects its exit status and output (tests only; the product never runs nft).
-@discardableResult
 /// A child that exits before reading its input, or a pipe a tool closes early, must fail that one
 /// test with EPIPE, not kill the whole test process with SIGPIPE (it did, driving chromium).
 /// Children start with default signal dispositions again (Foundation's Process resets them).
 let pipeSignalIgnored: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
+/// Runs a program and collects its exit status and output (tests only; the product never runs nft).
+@discardableResult
 func run(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     _ = pipeSignalIgnored
     let p = Process()
