@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Lays a DOT graph out as SVG with Graphviz's `dot`, for the HTML page. Graphviz is optional
 /// (fwenforcerd does not depend on it): without it the page says so and still gives the rest.
@@ -41,8 +44,13 @@ public enum Graphviz {
         final class Box: @unchecked Sendable { var data = Data() }
         let err = Box()
         let group = DispatchGroup()
+        // A dot that exits before reading all of its input (a broken install) closes the pipe:
+        // that must fail the layout (EPIPE, reported below by its exit status), not kill the
+        // command with SIGPIPE. `check` is a one-shot command and never writes to a closed pipe
+        // on purpose, so ignoring the signal for the process is safe.
+        signal(SIGPIPE, SIG_IGN)
         DispatchQueue.global().async(group: group) {
-            input.fileHandleForWriting.write(Data(dot.utf8))
+            try? input.fileHandleForWriting.write(contentsOf: Data(dot.utf8))
             try? input.fileHandleForWriting.close()
         }
         DispatchQueue.global().async(group: group) { err.data = errors.fileHandleForReading.readDataToEndOfFile() }

@@ -22,8 +22,9 @@ func run(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdou
     p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
     try p.run()
     if let input {
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
+        // A child that does not read its input gets EPIPE here; its exit status tells the test.
+        try? inPipe.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+        try? inPipe.fileHandleForWriting.close()
     }
     // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
     final class Box: @unchecked Sendable { var data = Data() }
