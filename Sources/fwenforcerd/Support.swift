@@ -39,5 +39,5 @@ enum TextTable {
 }
 
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((s + "\n").utf8))
 }
