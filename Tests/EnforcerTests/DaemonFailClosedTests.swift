@@ -72,7 +72,7 @@ struct DaemonFailClosedTests {
         let stopPeer = try Self.listen(admin, [9000])
         defer { stopPeer() }
 
-        let receiver = try NotifyReceiver(path: dir.appendingPathComponent("notify.sock").path)
+        let receiver = try NotifySocket(path: dir.appendingPathComponent("notify.sock").path)
         let metrics = dir.appendingPathComponent("fwenforcer.prom")
         let daemon = try setup.start(environment: ["NOTIFY_SOCKET": receiver.path], extra: ["--metrics-file", metrics.path])
         let ready = receiver.wait(for: "READY=1")
@@ -182,41 +182,5 @@ struct DaemonFailClosedTests {
         usleep(300_000)
         #expect(try ns.exec(["nft", "list", "table", "inet", "filter"]).stdout == stock)
         #expect(try tables() == ["filter", "fw_three"], "the old table is kept while the new one is refused")
-    }
-}
-
-/// A NOTIFY_SOCKET for the daemon: an AF_UNIX datagram socket the test reads.
-final class NotifyReceiver {
-    let path: String
-    private let fd: Int32
-
-    init(path: String) throws {
-        self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0 else { throw NamespaceError("cannot bind \(path)") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { Glibc.close(fd) }
-
-    /// The first message containing `text`, within the socket's timeout per message.
-    func wait(for text: String) -> String? {
-        for _ in 0..<20 {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &buffer, buffer.count, 0)
-            guard n > 0 else { return nil }
-            let m = String(decoding: buffer.prefix(n), as: UTF8.self)
-            if m.contains(text) { return m }
-        }
-        return nil
     }
 }

@@ -20,37 +20,6 @@ let fwenforcerdFloodBinary: String? = ProcessInfo.processInfo.environment["FWENF
                 "needs root, nft and FWENFORCERD_FLOOD_BINARY naming a release fwenforcerd (scripts/test.sh sets it)"),
        .serialized)
 struct DaemonFloodTests {
-    /// A unix datagram socket standing in for systemd's NOTIFY_SOCKET; each message is timestamped
-    /// when it is read.
-    final class NotifySocket {
-        let path: String
-        let fd: Int32
-        init(path: String) throws {
-            self.path = path
-            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                for (i, b) in path.utf8.enumerated() { raw[i] = b }
-            }
-            let bound = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            try #require(bound == 0, "bind \(path): \(String(cString: strerror(errno)))")
-        }
-        /// The next message containing `text`, waiting until `deadline`; with the time it was read.
-        func next(containing text: String, before deadline: ContinuousClock.Instant) -> ContinuousClock.Instant? {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let left = ContinuousClock.now.duration(to: deadline)
-                guard left > .zero, daemonWaitReadable(fd, timeout: left) else { return nil }
-                let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-                if n > 0, String(decoding: buffer.prefix(n), as: UTF8.self).contains(text) { return ContinuousClock.now }
-            }
-        }
-        func close() { Glibc.close(fd) }
-    }
-
     /// User plus system time of `pid` so far, in clock ticks (fields 14 and 15 of /proc/PID/stat).
     static func cpuTicks(_ pid: Int32) -> Int {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -17,20 +17,9 @@ struct EngineHarness {
     var listing: (_ table: String) throws -> String
     var tableNames: () throws -> [String]
 
-    static let debianStockTable = """
-    table inet filter {
-    \tchain input {
-    \t\ttype filter hook input priority filter;
-    \t}
-    \tchain forward {
-    \t\ttype filter hook forward priority filter;
-    \t}
-    \tchain output {
-    \t\ttype filter hook output priority filter;
-    \t}
-    }
-
-    """
+    /// Debian's stock /etc/nftables.conf without its `flush ruleset` (which would take the other
+    /// tables of the namespace along).
+    static let debianStockTable = ContainerHostTests.stockNftablesConf.replacingOccurrences(of: "flush ruleset\n", with: "")
 
     static func run(_ kind: BackendKind, _ body: (EngineHarness) throws -> Void) throws {
         switch kind {
