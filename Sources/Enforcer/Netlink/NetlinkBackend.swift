@@ -200,9 +200,9 @@ public final class NetlinkBackend: Backend {
                 interrupted = true
             }
             if s.isAnonymous {
-                anonymous[s.name] = try anonymousSet(s, elements)
+                anonymous[s.name] = try Self.anonymousSet(s, elements)
             } else {
-                named.append(try namedSet(s, elements))
+                named.append(try Self.namedSet(s, elements))
             }
         }
 
@@ -246,7 +246,7 @@ public final class NetlinkBackend: Backend {
         return out
     }
 
-    private func namedSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> NamedSet {
+    static func namedSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> NamedSet {
         let family: AddressFamily
         switch (s.keyType, s.keyLength) {
         case (SetMessages.keyType(.ipv4), 4): family = .ipv4
@@ -273,7 +273,7 @@ public final class NetlinkBackend: Backend {
         return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
     }
 
-    private func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
+    static func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
         guard let keyType = AnonymousSet.KeyType(rawValue: s.keyType), Int(s.keyLength) == keyType.byteCount else {
             throw .unrepresentable("anonymous set \(s.name) has key type \(s.keyType)")
         }
