@@ -99,6 +99,9 @@ struct TOMLDocument {
 
     init(text: String, file: String) throws(InputError) {
         self.file = file
+        if let bad = TOMLHeaderCheck.firstFailure(in: text) {
+            throw InputError(file: file, line: bad.line, key: nil, message: "TOML syntax: \(bad.message)")
+        }
         do {
             root = try TOMLTable(string: text)
         } catch let e as TOMLParseError {

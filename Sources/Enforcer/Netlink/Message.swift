@@ -65,6 +65,19 @@ struct ReceivedMessage {
     var attributes: ArraySlice<UInt8> { bytes.dropFirst(20) }
 }
 
+extension ReceivedMessage {
+    /// Runs one of libnftnl's `nftnl_*_nlmsg_parse` on this message; false when it cannot run
+    /// safely or fails. libnftnl trusts the kernel: it reads the 4-byte nfgenmsg whatever the
+    /// message's length, and strdup()s string attributes without looking for their NUL. So the
+    /// message must hold an nfgenmsg, and libnftnl reads a copy with a zero byte after it: every
+    /// string then ends inside the buffer.
+    func parse(_ body: (UnsafePointer<nlmsghdr>) -> Int32) -> Bool {
+        guard bytes.count >= 20 else { return false }
+        let copy = Array(bytes) + [0]
+        return copy.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) } >= 0
+    }
+}
+
 /// Splits a datagram into its messages. Returns nil for a truncated message.
 func splitMessages(_ bytes: ArraySlice<UInt8>) -> [ReceivedMessage]? {
     var out: [ReceivedMessage] = []
