@@ -14,11 +14,12 @@
 #                         on a systemd machine also enables Debian's etcd.service on 2379; the tests
 #                         do not use it.
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
+#   python3-venv          `make fuzz` (and make test's short pass) installs atheris from PyPI into a venv
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core time "$@")
+          dpkg-dev systemd etcd-server etcd-client ansible-core python3-venv time "$@")
 
 missing=()
 for package in "${packages[@]}"; do
