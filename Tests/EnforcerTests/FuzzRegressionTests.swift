@@ -37,6 +37,14 @@ import Testing
         }
     }
 
+    /// After a byte order mark too (toml++ skips it): the fuzzer's second find.
+    @Test func aTableHeaderAfterAByteOrderMarkIsChecked() {
+        #expect(throws: InputError(file: "f.conf", line: 1, key: nil,
+                                   message: "TOML syntax: a table header must start with a bare key character or a quote, saw '`' (column 2)")) {
+            try Config.parse(text: "\u{FEFF}[`host]\nroles = [\"CCO\"]\n", file: "f.conf")
+        }
+    }
+
     /// The check reads the document as toml++ does: a `[` opening a line inside a multi-line
     /// string or an array is not a header, and valid headers pass.
     @Test(arguments: ["x = \"\"\"\n[é]\n\"\"\"\n", "x = '''\n[\u{18}\n'''\n", "x = [\n[+1], [{ a = 1 }],\n]\n",

@@ -31,7 +31,8 @@ enum TOMLHeaderCheck {
 
     static func firstFailure(in text: String) -> Failure? {
         let s = Array(text.unicodeScalars)
-        var i = 0, line = 1, lineStart = 0
+        // toml++ skips a byte order mark before the first line.
+        var i = s.first == "\u{FEFF}" ? 1 : 0, line = 1, lineStart = i
         // Open brackets and braces of the value being read: a `[` opening a line inside one is an
         // array element, not a header.
         var depth = 0
