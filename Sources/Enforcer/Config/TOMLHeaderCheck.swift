@@ -29,21 +29,29 @@ enum TOMLHeaderCheck {
         }
     }
 
+    /// Scans the UTF-8 bytes in place (a config may list 100,000 addresses): every character
+    /// that matters is ASCII, and the one found is decoded only for the message.
     static func firstFailure(in text: String) -> Failure? {
-        let s = Array(text.unicodeScalars)
+        var text = text
+        text.makeContiguousUTF8()
+        return text.utf8.withContiguousStorageIfAvailable { scan($0) } ?? nil
+    }
+
+    private static func scan(_ s: UnsafeBufferPointer<UInt8>) -> Failure? {
+        let newline = UInt8(ascii: "\n"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        let open = UInt8(ascii: "["), backslash = UInt8(ascii: "\\")
         // toml++ skips a byte order mark before the first line.
-        var i = s.first == "\u{FEFF}" ? 1 : 0, line = 1, lineStart = i
+        var i = s.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0, line = 1, lineStart = i
         // Open brackets and braces of the value being read: a `[` opening a line inside one is an
         // array element, not a header.
         var depth = 0
         var atLineStart = true
         var inHeader = false
 
-        func skip(_ quote: Unicode.Scalar, multiline: Bool) {
-            let escapes = quote == "\""
+        func skipString(_ quote: UInt8, multiline: Bool) {
             while i < s.count {
-                if escapes && s[i] == "\\" { i += 2; continue }
-                if s[i] == "\n" {
+                if quote == UInt8(ascii: "\"") && s[i] == backslash { i += 2; continue }
+                if s[i] == newline {
                     if !multiline { return }
                     line += 1
                     lineStart = i + 1
@@ -56,10 +64,11 @@ enum TOMLHeaderCheck {
                 i += 1
             }
         }
+        func skipBlanks() { while i < s.count && (s[i] == space || s[i] == tab) { i += 1 } }
 
         while i < s.count {
             let c = s[i]
-            if c == "\n" {
+            if c == newline {
                 line += 1
                 i += 1
                 lineStart = i
@@ -67,37 +76,41 @@ enum TOMLHeaderCheck {
                 inHeader = false
                 continue
             }
-            if atLineStart && (c == " " || c == "\t") { i += 1; continue }
-            if atLineStart && depth == 0 && c == "[" {
+            if atLineStart && (c == space || c == tab) { i += 1; continue }
+            if atLineStart && depth == 0 && c == open {
                 atLineStart = false
                 inHeader = true
                 i += 1
-                while i < s.count && (s[i] == " " || s[i] == "\t") { i += 1 }
-                if i < s.count && s[i] == "[" {
+                skipBlanks()
+                if i < s.count && s[i] == open {
                     i += 1
-                    while i < s.count && (s[i] == " " || s[i] == "\t") { i += 1 }
+                    skipBlanks()
                 }
                 guard i < s.count else { return nil }
                 let k = s[i]
-                let startsKey = k.isASCII && (k.properties.isAlphabetic || ("0"..."9").contains(k) || k == "_" || k == "-")
-                if !(startsKey || k == "\"" || k == "'" || k == "]") {
-                    return Failure(line: line, column: i - lineStart + 1, found: k == "\n" ? nil : k)
+                let startsKey = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(k) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(k)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(k) || k == UInt8(ascii: "_") || k == UInt8(ascii: "-")
+                if !(startsKey || k == UInt8(ascii: "\"") || k == UInt8(ascii: "'") || k == UInt8(ascii: "]")) {
+                    // Columns count characters, as toml++'s do.
+                    let before = String(decoding: UnsafeBufferPointer(rebasing: s[lineStart..<i]), as: UTF8.self)
+                    let found = String(decoding: UnsafeBufferPointer(rebasing: s[i...]), as: UTF8.self).unicodeScalars.first
+                    return Failure(line: line, column: before.unicodeScalars.count + 1, found: k == newline ? nil : found)
                 }
                 continue
             }
             atLineStart = false
             switch c {
-            case "#":
-                while i < s.count && s[i] != "\n" { i += 1 }
+            case UInt8(ascii: "#"):
+                while i < s.count && s[i] != newline { i += 1 }
                 continue
-            case "\"", "'":
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 let multiline = i + 2 < s.count && s[i + 1] == c && s[i + 2] == c
                 i += multiline ? 3 : 1
-                skip(c, multiline: multiline)
+                skipString(c, multiline: multiline)
                 continue
-            case "[", "{":
+            case open, UInt8(ascii: "{"):
                 if !inHeader { depth += 1 }
-            case "]", "}":
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
                 if !inHeader { depth = max(0, depth - 1) }
             default:
                 break
