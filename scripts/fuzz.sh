@@ -49,8 +49,9 @@ for target in $targets; do
             "$harness" -fork=1 -ignore_crashes=1 "${options[@]}" >"$log" 2>&1 || status=$?
         for input in "$scratch/artifacts/$target"/crash-*; do
             [[ -e "$input" ]] || continue
-            if FWENFORCER_FUZZ_TARGET="$target" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
-                "$harness" "$input" 2>&1 | grep -q "nf_tables kernel ABI is broken"; then
+            replay=$(FWENFORCER_FUZZ_TARGET="$target" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
+                         "$harness" "$input" 2>&1 || true)
+            if [[ "$replay" == *"nf_tables kernel ABI is broken"* && "$replay" == *"fuzz target exited"* ]]; then
                 mkdir -p "$scratch/libnftnl-abi/$target"
                 mv "$input" "$scratch/libnftnl-abi/$target/"
                 abi_exits=$((abi_exits + 1))

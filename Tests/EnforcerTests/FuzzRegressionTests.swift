@@ -37,6 +37,17 @@ import Testing
         }
     }
 
+    /// toml++ asserted too on a `}` where an array expects a value: the fuzzer's third find.
+    @Test(arguments: [("features = [}", 4, "(column 13)"), ("features = [\"esb\", }]", 4, "(column 20)"),
+                      ("features = [ # c\n }]", 5, "(column 2)"), ("features = [[}]]", 4, "(column 14)")])
+    func aBraceWhereAnArrayExpectsAValueIsAnErrorWithItsLine(_ value: String, _ line: Int, _ column: String) {
+        let text = "[host]\nroles = [\"CCO\"]\ncatalog = \"cloudcenter\"\n\(value)\n"
+        #expect(throws: InputError(file: "f.conf", line: line, key: nil,
+                                   message: "TOML syntax: an array expects a value or ']', saw '}' \(column)")) {
+            try Config.parse(text: text, file: "f.conf")
+        }
+    }
+
     /// After a byte order mark too (toml++ skips it): the fuzzer's second find.
     @Test func aTableHeaderAfterAByteOrderMarkIsChecked() {
         #expect(throws: InputError(file: "f.conf", line: 1, key: nil,
@@ -49,9 +60,10 @@ import Testing
     /// string or an array is not a header, and valid headers pass.
     @Test(arguments: ["x = \"\"\"\n[é]\n\"\"\"\n", "x = '''\n[\u{18}\n'''\n", "x = [\n[+1], [{ a = 1 }],\n]\n",
                       "x = \"[\" # [\n[a]\n", "[ \"é\" ]\n[ 'a'.b ]\n[[ -x ]]\n[_]\n[0]\n", "x = \"\\\"\"\n[a]\n",
-                      "x = \"\"\"\"\"\"\n[a]\n"])
+                      "x = \"\"\"\"\"\"\n[a]\n", "x = [{ a = 1 }, { b = [2] }]\n", "x = [\n  \"a\", # }\n  \"b\",\n]\n",
+                      "x = { a = [1, 2], b = \"}\" }\n[t]\n"])
     func documentsWithoutSuchAHeaderPassTheCheck(_ text: String) {
-        #expect(TOMLHeaderCheck.firstFailure(in: text) == nil)
+        #expect(TOMLPreflight.firstFailure(in: text) == nil)
     }
 
     /// libnftnl 1.2 read address 4 (strcmp of a NULL name) for a dumped rule with an expression

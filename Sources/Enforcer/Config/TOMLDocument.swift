@@ -99,7 +99,7 @@ struct TOMLDocument {
 
     init(text: String, file: String) throws(InputError) {
         self.file = file
-        if let bad = TOMLHeaderCheck.firstFailure(in: text) {
+        if let bad = TOMLPreflight.firstFailure(in: text) {
             throw InputError(file: file, line: bad.line, key: nil, message: "TOML syntax: \(bad.message)")
         }
         do {

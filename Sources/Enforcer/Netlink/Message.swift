@@ -76,6 +76,19 @@ extension ReceivedMessage {
         let copy = Array(bytes) + [0]
         return copy.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) } >= 0
     }
+
+    /// libnftnl 1.2 hands an expression without NFTA_EXPR_NAME to `nftnl_expr_alloc(NULL)`, whose
+    /// strcmp reads address 4 (found by `make fuzz` in rules and in sets' expressions,
+    /// fuzz/corpus/netlink-dump/regression-*): such a message is refused before libnftnl sees it.
+    /// `list` is an attribute holding NFTA_LIST_ELEM expressions, `single` one holding an expression.
+    func expressionsAreNamed(list: UInt32, single: UInt32? = nil) -> Bool {
+        func named(_ expression: Attribute) -> Bool { expression.nested.contains { $0.type == UInt16(NFTA_EXPR_NAME.rawValue) } }
+        return parseAttributes(attributes).allSatisfy { a in
+            if a.type == UInt16(list) { return a.nested.allSatisfy(named) }
+            if let single, a.type == UInt16(single) { return named(a) }
+            return true
+        }
+    }
 }
 
 /// Splits a datagram into its messages. Returns nil for a truncated message.

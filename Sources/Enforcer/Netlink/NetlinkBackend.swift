@@ -256,6 +256,10 @@ public final class NetlinkBackend: Backend {
         guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
             throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
         }
+        // A key longer than the set's type (the fuzzer's find) would trap in AddressRange.
+        guard elements.allSatisfy({ $0.key <= IPAddress.maxValue(family) }) else {
+            throw .protocolViolation("set \(s.name) holds a key longer than its type")
+        }
         let values = elements
         let ranges: [AddressRange]
         if s.isInterval {
@@ -276,6 +280,10 @@ public final class NetlinkBackend: Backend {
     static func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
         guard let keyType = AnonymousSet.KeyType(rawValue: s.keyType), Int(s.keyLength) == keyType.byteCount else {
             throw .unrepresentable("anonymous set \(s.name) has key type \(s.keyType)")
+        }
+        // A key longer than the set's type (the fuzzer's find) would trap where a rule reads it.
+        guard elements.allSatisfy({ keyType.byteCount >= 16 || $0.key >> UInt128(keyType.byteCount * 8) == 0 }) else {
+            throw .protocolViolation("anonymous set \(s.name) holds a key longer than its type")
         }
         let values = elements
         let ranges: [AnonymousSet.KeyRange]

@@ -70,18 +70,9 @@ enum RuleMessages {
         }
     }
 
-    /// libnftnl 1.2 hands an expression without NFTA_EXPR_NAME to `nftnl_expr_alloc(NULL)`, whose
-    /// strcmp reads address 4 (found by `make fuzz`, fuzz/corpus/netlink-dump/regression-*): such a
-    /// rule is refused before libnftnl sees it.
-    private static func everyExpressionIsNamed(_ m: ReceivedMessage) -> Bool {
-        parseAttributes(m.attributes).filter { $0.type == UInt16(NFTA_RULE_EXPRESSIONS.rawValue) }.allSatisfy { list in
-            list.nested.allSatisfy { element in element.nested.contains { $0.type == UInt16(NFTA_EXPR_NAME.rawValue) } }
-        }
-    }
-
     static func decode(_ m: ReceivedMessage) -> DumpedRule? {
         let rule = NftnlRule()
-        let ok = everyExpressionIsNamed(m) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
+        let ok = m.expressionsAreNamed(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
         guard ok, let table = rule.string(NFTNL_RULE_TABLE), let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
         return DumpedRule(table: table, chain: chain, expressions: rule.expressions, userdata: rule.userdata)
     }
@@ -89,7 +80,7 @@ enum RuleMessages {
     /// The counter of a dumped rule (its first `counter` expression), nil when it has none.
     static func counter(_ m: ReceivedMessage) -> RuleCounter? {
         let rule = NftnlRule()
-        let ok = everyExpressionIsNamed(m) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
+        let ok = m.expressionsAreNamed(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
         guard ok, let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
         var values: (packets: UInt64, bytes: UInt64)?
         var verdict: Verdict?

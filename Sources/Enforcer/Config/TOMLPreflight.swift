@@ -1,19 +1,31 @@
-/// The one check toml++ (TOMLKit's parser) leaves to an assertion: a table header's first key
-/// character. For `[é]`, `[\u{18}x]`, `[` then a line break or `[ #`, toml++ 3 asserts
-/// `is_bare_key_character(*cp) || is_string_delimiter(*cp)` in `parse_key()`: an abort in our builds
-/// (`fwenforcerd check`, and the daemon reading the file, ended with SIGABRT), undefined behaviour
-/// where NDEBUG makes it an assumption. Found by `make fuzz` (fuzz/corpus/config/regression-*).
+/// The checks toml++ (TOMLKit's parser) leaves to assertions, made before it parses: an abort in
+/// our builds (`fwenforcerd check`, and the daemon reading the file, ended with SIGABRT), undefined
+/// behaviour where NDEBUG makes them assumptions. Both found by `make fuzz`
+/// (fuzz/corpus/config/regression-*):
+/// - a table header's first key character: for `[é]`, `[\u{18}x]`, `[` then a line break or
+///   `[ #`, toml++ 3 asserts `is_bare_key_character(*cp) || is_string_delimiter(*cp)` in
+///   `parse_key()`;
+/// - a `}` where an array expects a value (`x = [}`, `[1, }]`): `!is_value_terminator(*cp)` in
+///   `parse_value()`.
 ///
-/// So the text is scanned first, as toml++ reads it: a header is a `[` (or `[[`) that opens a line
-/// outside any multi-line string or bracketed value; after it and spaces or tabs, the next
-/// character must start a bare key (A-Z a-z 0-9 _ -), open a quoted key, or be toml++'s own
-/// error case `]`. Everything else in the document is left to toml++, which reports it.
-enum TOMLHeaderCheck {
+/// The text is scanned as toml++ reads it: a header is a `[` (or `[[`) that opens a line outside
+/// any multi-line string or bracketed value; after it and spaces or tabs, the next character must
+/// start a bare key (A-Z a-z 0-9 _ -), open a quoted key, or be toml++'s own error case `]`. In an
+/// array, after `[` or `,` and blanks, line breaks and comments, a `}` is refused. Everything else
+/// is left to toml++, which reports it.
+enum TOMLPreflight {
     struct Failure: Equatable {
         let line: Int
         let column: Int
         /// The character toml++ would have asserted on; nil at a line break.
         let found: Unicode.Scalar?
+
+        let problem: Problem
+
+        enum Problem: Equatable {
+            case tableHeader
+            case arrayValue
+        }
 
         var message: String {
             let saw: String
@@ -25,7 +37,10 @@ enum TOMLHeaderCheck {
             } else {
                 saw = "a line break"
             }
-            return "a table header must start with a bare key character or a quote, saw \(saw) (column \(column))"
+            switch problem {
+            case .tableHeader: return "a table header must start with a bare key character or a quote, saw \(saw) (column \(column))"
+            case .arrayValue: return "an array expects a value or ']', saw \(saw) (column \(column))"
+            }
         }
     }
 
@@ -39,12 +54,14 @@ enum TOMLHeaderCheck {
 
     private static func scan(_ s: UnsafeBufferPointer<UInt8>) -> Failure? {
         let newline = UInt8(ascii: "\n"), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
-        let open = UInt8(ascii: "["), backslash = UInt8(ascii: "\\")
+        let bracket = UInt8(ascii: "["), backslash = UInt8(ascii: "\\")
         // toml++ skips a byte order mark before the first line.
         var i = s.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0, line = 1, lineStart = i
         // Open brackets and braces of the value being read: a `[` opening a line inside one is an
         // array element, not a header.
-        var depth = 0
+        var open: [UInt8] = []
+        // After an array's `[` or `,`: a value or `]` must come.
+        var expectValue = false
         var atLineStart = true
         var inHeader = false
 
@@ -77,12 +94,12 @@ enum TOMLHeaderCheck {
                 continue
             }
             if atLineStart && (c == space || c == tab) { i += 1; continue }
-            if atLineStart && depth == 0 && c == open {
+            if atLineStart && open.isEmpty && c == bracket {
                 atLineStart = false
                 inHeader = true
                 i += 1
                 skipBlanks()
-                if i < s.count && s[i] == open {
+                if i < s.count && s[i] == bracket {
                     i += 1
                     skipBlanks()
                 }
@@ -94,24 +111,36 @@ enum TOMLHeaderCheck {
                     // Columns count characters, as toml++'s do.
                     let before = String(decoding: UnsafeBufferPointer(rebasing: s[lineStart..<i]), as: UTF8.self)
                     let found = String(decoding: UnsafeBufferPointer(rebasing: s[i...]), as: UTF8.self).unicodeScalars.first
-                    return Failure(line: line, column: before.unicodeScalars.count + 1, found: k == newline ? nil : found)
+                    return Failure(line: line, column: before.unicodeScalars.count + 1, found: k == newline ? nil : found, problem: .tableHeader)
                 }
                 continue
             }
             atLineStart = false
-            switch c {
-            case UInt8(ascii: "#"):
+            if c == space || c == tab || c == UInt8(ascii: "\r") { i += 1; continue }
+            if c == UInt8(ascii: "#") {
                 while i < s.count && s[i] != newline { i += 1 }
                 continue
+            }
+            if expectValue && c == UInt8(ascii: "}") {
+                let before = String(decoding: UnsafeBufferPointer(rebasing: s[lineStart..<i]), as: UTF8.self)
+                return Failure(line: line, column: before.unicodeScalars.count + 1, found: "}", problem: .arrayValue)
+            }
+            expectValue = false
+            switch c {
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 let multiline = i + 2 < s.count && s[i + 1] == c && s[i + 2] == c
                 i += multiline ? 3 : 1
                 skipString(c, multiline: multiline)
                 continue
-            case open, UInt8(ascii: "{"):
-                if !inHeader { depth += 1 }
+            case bracket, UInt8(ascii: "{"):
+                if !inHeader {
+                    open.append(c)
+                    expectValue = c == bracket
+                }
             case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                if !inHeader { depth = max(0, depth - 1) }
+                if !inHeader { _ = open.popLast() }
+            case UInt8(ascii: ","):
+                expectValue = !inHeader && open.last == bracket
             default:
                 break
             }
