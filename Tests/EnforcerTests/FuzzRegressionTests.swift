@@ -48,6 +48,14 @@ import Testing
         }
     }
 
+    /// An unknown quoted key with a `]` before a `[` trapped while its error was being written.
+    @Test func anUnknownKeyWithBracketsIsNamedAsItIs() {
+        #expect(throws: InputError(file: "f.conf", line: nil, key: "19m]ent ins[h insiGR",
+                                   message: "unknown key; allowed here: enforce, groups, host")) {
+            try Config.parse(text: "[host]\n [\"19m]ent ins[h insiGR\"]\n", file: "f.conf")
+        }
+    }
+
     /// After a byte order mark too (toml++ skips it): the fuzzer's second find.
     @Test func aTableHeaderAfterAByteOrderMarkIsChecked() {
         #expect(throws: InputError(file: "f.conf", line: 1, key: nil,
