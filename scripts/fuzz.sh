@@ -63,7 +63,8 @@ for target in $targets; do
         # Fork mode's progress lines carry the totals: "#RUNS: cov: C ft: F corp: N exec/s: E ...".
         progress=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1 || true)
         runs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$progress")
-        rate=$(sed -nE 's/.*exec\/s: ([0-9]+).*/\1/p' <<<"$progress")
+        # Its exec/s is the last job's, often 0: the average over the run instead.
+        rate=$(( ${runs:-0} / seconds ))
         coverage=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' <<<"$progress" || true)
         if ((status == 0)) && [[ -n "$progress" ]]; then
             echo "fuzz: $target: ${runs:-?} runs in $seconds s, ${rate:-?} exec/s, $coverage: no crash ($abi_exits inputs ended in libnftnl's ABI exit, kept in $scratch/libnftnl-abi/)"
