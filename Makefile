@@ -8,6 +8,7 @@
 #   make man completions           man page and shell completions generated from the CLI, into out/
 #   make deb                       Debian package out/fwenforcer_<VERSION>_<arch>.deb (enabled, idle until a config exists)
 #   make test-deb                  build the package, inspect it, install it into a throwaway root and run it
+#   make fuzz                      libFuzzer/atheris on every parser of outside bytes, FUZZ_SECONDS per target (fuzz/README.md)
 #   make bench                     release build, benchmark against nft (N = 10 ... 100,000, ~15 min), into bench/
 #   make bench BENCH_ARGS="--quick --output /tmp/b"   a short run (N = 10, 1,000), not over the committed results
 
@@ -42,7 +43,7 @@ CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
 # `make deb` sets this to no: a package ships the sample as an example, never as the live config.
 INSTALL_SAMPLE_CONFIG ?= yes
 
-.PHONY: build install deps plan test man completions deb test-deb bench
+.PHONY: build install deps plan test fuzz man completions deb test-deb bench
 
 plan: deps
 	$(SWIFT) build --product fwenforcerd
@@ -50,6 +51,11 @@ plan: deps
 
 test:
 	scripts/test.sh
+
+# Seconds per fuzz target; `make test` runs a short pass of its own (scripts/test.sh).
+FUZZ_SECONDS ?= 180
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
 
 man:
 	$(SWIFT) package plugin --allow-writing-to-package-directory generate-manual --section 8 \

@@ -50,6 +50,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `make fuzz` (fuzz/README.md): built with -sanitize=fuzzer -D FUZZING, libFuzzer drives the
+        // parsers of outside bytes; in any other build it replays files through them.
+        .executableTarget(
+            name: "fwenforcer-fuzz",
+            dependencies: ["Enforcer"],
+            path: "fuzz/harness"
+        ),
         .testTarget(
             name: "EnforcerTests",
             dependencies: ["Enforcer"]

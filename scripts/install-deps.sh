@@ -15,6 +15,7 @@
 #                         do not use it.
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
 #   iptables              iptables-nft (Debian's iptables): the container tests write the rules Docker writes
+#   python3-venv          `make fuzz` (and make test's short pass) installs atheris from PyPI into a venv
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
 #   graphviz chromium     `check --topology --format dot|html`: the diagram tests lay the DOT out with dot
 #                         and open the HTML page in headless chromium (DOM and screenshot)
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core iptables time
+          dpkg-dev systemd etcd-server etcd-client ansible-core iptables python3-venv time
           graphviz chromium fonts-dejavu-core "$@")
 
 missing=()

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
 swift test --skip-build
+# A short fuzz pass over every parser of outside bytes (`make fuzz` runs longer): any crash fails.
+FUZZ_SECONDS=${FUZZ_SECONDS:-45} scripts/fuzz.sh
 # The Debian package: `make deb` reuses the release build when it is up to date (the first one takes
 # minutes), then the package is inspected and installed into a throwaway root.
 make deb

@@ -53,9 +53,9 @@ struct FleetAnsibleTests {
         // The whole inventory's membership, although the play ran for one VM.
         let text = try String(contentsOf: scratch.config, encoding: .utf8)
         #expect(text.contains("roles = \"auto\""))
-        #expect(text.contains("AMQP = [\"198.18.0.30\", \"fd00:18::30\"]"), "\(text)")
-        #expect(text.contains("MON = [\"198.18.0.40\"]"), "\(text)")
-        #expect(text.contains("admin_ssh = [\"198.19.0.0/24\", \"fd00:19::/64\"]"), "\(text)")
+        #expect(text.contains("\"AMQP\" = [\"198.18.0.30\", \"fd00:18::30\"]"), "\(text)")
+        #expect(text.contains("\"MON\" = [\"198.18.0.40\"]"), "\(text)")
+        #expect(text.contains("\"admin_ssh\" = [\"198.19.0.0/24\", \"fd00:19::/64\"]"), "\(text)")
 
         let check = try run([fwenforcerdPath, "check", "--config", scratch.config.path, "--host-address", "198.18.0.20"])
         #expect(check.status == 0 && check.stdout.contains("ok: roles CCO"), "\(check.stdout)\(check.stderr)")
@@ -89,5 +89,38 @@ struct FleetAnsibleTests {
         #expect(invalid.output.contains("failed to validate"), "\(invalid.output)")
         #expect(invalid.output.contains("groups.admin_ssh"), "\(invalid.output)")
         #expect(try String(contentsOf: scratch.config, encoding: .utf8) == after)
+    }
+
+    /// Group names are the config's keys: one that is not a catalog name fails the play before
+    /// anything is written, whether it comes from the variables (a special group whose name closes
+    /// the previous line and opens admin_ssh to the world, which `fwenforcerd check` would accept)
+    /// or from the inventory (a dynamic inventory's group named by anyone who can tag a VM).
+    @Test func aGroupNameThatIsNotACatalogNameChangesNoGroup() throws {
+        let scratch = try Scratch()
+        defer { scratch.close() }
+        #expect(try scratch.play().status == 0)
+        let installed = try String(contentsOf: scratch.config, encoding: .utf8)
+
+        let injected = #"{"fwenforcer_special_groups": {"browsers = [\"198.19.1.0/24\"]\nadmin_ssh": ["0.0.0.0/0"]}}"#
+        let special = try scratch.play(["-e", injected])
+        #expect(special.status != 0, "\(special.output)")
+        #expect(special.output.contains(#"group \"browsers = [\\\"198.19.1.0/24\\\"]\\nadmin_ssh\" is not a catalog role or group name"#),
+                "\(special.output)")
+        #expect(try String(contentsOf: scratch.config, encoding: .utf8) == installed)
+
+        // A YAML inventory beside the example's: one more VM, in a group whose name is TOML.
+        try """
+        fwenforcer:
+          children:
+            "GUAC = [\\"198.18.0.50\\"]\\nany":
+              hosts:
+                guac-1:
+                  ansible_host: 198.18.0.50
+                  fwenforcer_addresses: ["0.0.0.0/0"]
+        """.write(to: scratch.inventory.appendingPathComponent("hostile.yml"), atomically: true, encoding: .utf8)
+        let inventory = try scratch.play()
+        #expect(inventory.status != 0, "\(inventory.output)")
+        #expect(inventory.output.contains("is not a catalog role or group name"), "\(inventory.output)")
+        #expect(try String(contentsOf: scratch.config, encoding: .utf8) == installed)
     }
 }

@@ -222,6 +222,69 @@ struct FleetEtcdTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".tmp") }.isEmpty)
     }
 
+    /// Whoever may put a member key must not be able to change any other group: a member name that
+    /// closes the array and adds `admin_ssh = ["0.0.0.0/0"]`, keys and values that are not UTF-8
+    /// (they used to kill the watcher: a crash loop under Restart=always), a group that is not a
+    /// catalog name. Each is skipped and logged; the installed file and the kernel's sets stay as
+    /// they were, and the watcher goes on installing later changes.
+    @Test func hostileMemberKeysChangeNoGroup() throws {
+        let setup = try DaemonRunTests.Setup("etcdhostile", config: nil)
+        defer { setup.close() }
+        let (ns, dir, config) = (setup.ns, setup.dir, setup.path)
+        let wait = DaemonRunTests()
+        let etcd = try Etcd(dir: dir)
+        defer { etcd.crash() }
+        try run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"])
+        try run(["ip", "-n", ns.name, "addr", "add", "198.18.0.20/24", "dev", "v0"])
+
+        let prefix = "/fwenforcer/hostile"
+        try etcd.put("\(prefix)/config", Self.shared)
+        try etcd.put("\(prefix)/members/CCO/cco-1", "198.18.0.20")
+        try etcd.put("\(prefix)/members/AMQP/amqp-1", "198.18.0.30")
+        let watcher = try Fleet.Child([Fleet.etcdWatcher, "--endpoints", etcd.endpoint, "--prefix", prefix,
+                                       "--output", config.path, "--fwenforcerd", fwenforcerdPath, "--etcdctl", Fleet.etcdctl!],
+                                      log: dir.appendingPathComponent("watcher.log"))
+        defer { watcher.stop() }
+        #expect(wait.eventually(10) { FileManager.default.fileExists(atPath: config.path) }, "\(watcher.logText)")
+        let daemon = try setup.start()
+        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30"] }, "\(daemon.logText)")
+        let installed = try String(contentsOf: config, encoding: .utf8)
+        let sets = try ["AMQP_v4", "CCO_v4", "admin_ssh_v4"].map { try elements(ns, $0) }
+
+        // etcdctl takes the key and value as arguments: printf writes the bytes that are not UTF-8.
+        let shell = "ETCDCTL_API=3 '\(Fleet.etcdctl!)' --endpoints=\(etcd.endpoint) put"
+        let hostile: [(put: String, logged: String)] = [
+            // The key. "/" ends a member name, hence the escaped slash of the CIDR.
+            ("\(shell) '\(prefix)/members/AMQP/amqp-2\n]\nadmin_ssh = [\"0.0.0.0\\u002F0\",  #' 198.18.0.31",
+             "skipped \(prefix)/members/AMQP/amqp-2\\n]\\nadmin_ssh = [\"0.0.0.0\\u002F0\",  #: the member name holds a control or format character"),
+            ("\(shell) \"$(printf '\(prefix)/members/AMQP/amqp-\\377')\" 198.18.0.32",
+             "skipped key \(prefix)/members/AMQP/amqp-\\xff: not UTF-8"),
+            ("\(shell) \(prefix)/members/AMQP/amqp-4 \"$(printf '198.18.0.33\\377')\"",
+             "skipped \(prefix)/members/AMQP/amqp-4: its value is not UTF-8"),
+            ("\(shell) '\(prefix)/members/admin_ssh = [\"0.0.0.0\\u002F0\"]\nAMQP/amqp-5' 198.18.0.34",
+             "skipped \(prefix)/members/admin_ssh = [\"0.0.0.0\\u002F0\"]\\nAMQP/amqp-5: the group is not a catalog name"),
+            ("\(shell) \"$(printf '\(prefix)/members/AMQP/amqp-6\\033[2J')\" 198.18.0.35",
+             "skipped \(prefix)/members/AMQP/amqp-6\\u001b[2J: the member name holds a control or format character"),
+        ]
+        for (put, logged) in hostile {
+            let r = try run(["sh", "-c", put])
+            try #require(r.status == 0, "\(put): \(r.stderr)")
+            #expect(wait.eventually(5) { watcher.logText.contains(logged) }, "\(put)\n\(watcher.logText)")
+            #expect(watcher.process.isRunning, "the watcher died on \(put): \(watcher.logText)")
+            #expect(try String(contentsOf: config, encoding: .utf8) == installed, "\(put) changed the config")
+            #expect(try ["AMQP_v4", "CCO_v4", "admin_ssh_v4"].map { try elements(ns, $0) } == sets, "\(put) changed a set")
+        }
+        #expect(watcher.logText.components(separatedBy: "fwenforcer-etcd-watch: installed ").count == 2,
+                "installed again: \(watcher.logText)")
+        // Still watching: an honest member arrives; the hostile ones still add nothing.
+        try etcd.put("\(prefix)/members/AMQP/amqp-7", "198.18.0.40")
+        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30", "198.18.0.40"] }, "\(watcher.logText)")
+        #expect(try elements(ns, "admin_ssh_v4").isEmpty)
+        let text = try String(contentsOf: config, encoding: .utf8)
+        #expect(text == installed.replacingOccurrences(of: "    \"198.18.0.30\",  # amqp-1\n",
+                                                       with: "    \"198.18.0.30\",  # amqp-1\n    \"198.18.0.40\",  # amqp-7\n"), "\(text)")
+    }
+
     /// A shared part that is not a shared config (roles pinned) is refused with the key named,
     /// and `--once` reports it with its exit status.
     @Test func aSharedConfigThatPinsRolesIsRefused() throws {
@@ -250,6 +313,15 @@ struct FleetEtcdTests {
 
 /// deploy/etcd/fwenforcer-etcd-watch.service is accepted by systemd's own checker.
 @Suite struct FleetEtcdUnitTests {
+    /// The watcher's rendering as a function (Tests/Python/test_etcd_watch_render.py): every
+    /// control character, undecodable bytes, group names, TOML quoting. The watcher's own python3.
+    @Test(.enabled(if: Fleet.tool("/usr/bin/python3") != nil, "no /usr/bin/python3 (the watcher's interpreter)"))
+    func renderingRefusesHostileNames() throws {
+        let r = try run(["/usr/bin/python3", Fleet.repository.appendingPathComponent("Tests/Python/test_etcd_watch_render.py").path])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("\nOK"), "\(r.stderr)")
+    }
+
     @Test(.enabled(if: DaemonServiceUnitTests.systemdAnalyze != nil,
                    "systemd-analyze is not installed (Debian package systemd): the watcher's unit is not verified"))
     func watcherUnitPassesSystemdAnalyzeVerify() throws {

@@ -99,6 +99,9 @@ struct TOMLDocument {
 
     init(text: String, file: String) throws(InputError) {
         self.file = file
+        if let bad = TOMLPreflight.firstFailure(in: text) {
+            throw InputError(file: file, line: bad.line, key: nil, message: "TOML syntax: \(bad.message)")
+        }
         do {
             root = try TOMLTable(string: text)
         } catch let e as TOMLParseError {
@@ -116,9 +119,10 @@ struct TOMLDocument {
         return InputError(file: file, line: line, key: key.map(displayKey), message: message)
     }
 
-    /// `rule[3].ports` → `[[rule]] #4 ports`: the reader counts array tables from one.
+    /// `rule[3].ports` → `[[rule]] #4 ports`: the reader counts array tables from one. The `]` is
+    /// looked for after the `[`: a quoted key such as `"a]b[c"` trapped here (found by `make fuzz`).
     private func displayKey(_ key: String) -> String {
-        guard let open = key.firstIndex(of: "["), let close = key.firstIndex(of: "]"),
+        guard let open = key.firstIndex(of: "["), let close = key[open...].firstIndex(of: "]"),
               let n = Int(key[key.index(after: open)..<close]) else { return key }
         let name = key[..<open]
         let rest = key[key.index(after: close)...].drop { $0 == "." }

@@ -74,9 +74,7 @@ enum ChainMessages {
 
     static func decode(_ m: ReceivedMessage) -> DumpedChain? {
         let chain = NftnlChain()
-        let ok = m.bytes.withUnsafeBytes { raw in
-            nftnl_chain_nlmsg_parse(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), chain.pointer) >= 0
-        }
+        let ok = m.parse { nftnl_chain_nlmsg_parse($0, chain.pointer) }
         guard ok, let table = chain.string(NFTNL_CHAIN_TABLE), let name = chain.string(NFTNL_CHAIN_NAME) else { return nil }
         return DumpedChain(table: table, name: name, type: chain.string(NFTNL_CHAIN_TYPE), hook: chain.u32(NFTNL_CHAIN_HOOKNUM),
                            priority: chain.s32(NFTNL_CHAIN_PRIO) ?? 0, policy: chain.u32(NFTNL_CHAIN_POLICY))

@@ -65,6 +65,32 @@ struct ReceivedMessage {
     var attributes: ArraySlice<UInt8> { bytes.dropFirst(20) }
 }
 
+extension ReceivedMessage {
+    /// Runs one of libnftnl's `nftnl_*_nlmsg_parse` on this message; false when it cannot run
+    /// safely or fails. libnftnl trusts the kernel: it reads the 4-byte nfgenmsg whatever the
+    /// message's length, and strdup()s string attributes without looking for their NUL. So the
+    /// message must hold an nfgenmsg, and libnftnl reads a copy with a zero byte after it: every
+    /// string then ends inside the buffer.
+    func parse(_ body: (UnsafePointer<nlmsghdr>) -> Int32) -> Bool {
+        guard bytes.count >= 20 else { return false }
+        let copy = Array(bytes) + [0]
+        return copy.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) } >= 0
+    }
+
+    /// libnftnl 1.2 hands an expression without NFTA_EXPR_NAME to `nftnl_expr_alloc(NULL)`, whose
+    /// strcmp reads address 4 (found by `make fuzz` in rules and in sets' expressions,
+    /// fuzz/corpus/netlink-dump/regression-*): such a message is refused before libnftnl sees it.
+    /// `list` is an attribute holding NFTA_LIST_ELEM expressions, `single` one holding an expression.
+    func expressionsAreNamed(list: UInt32, single: UInt32? = nil) -> Bool {
+        func named(_ expression: Attribute) -> Bool { expression.nested.contains { $0.type == UInt16(NFTA_EXPR_NAME.rawValue) } }
+        return parseAttributes(attributes).allSatisfy { a in
+            if a.type == UInt16(list) { return a.nested.allSatisfy(named) }
+            if let single, a.type == UInt16(single) { return named(a) }
+            return true
+        }
+    }
+}
+
 /// Splits a datagram into its messages. Returns nil for a truncated message.
 func splitMessages(_ bytes: ArraySlice<UInt8>) -> [ReceivedMessage]? {
     var out: [ReceivedMessage] = []

@@ -203,62 +203,20 @@ public final class NetlinkBackend: Backend {
         }
         let marked = tableReplies.lazy.compactMap(TableMessages.decode).first?.marked ?? false
         var interrupted = false
-        var foreign: [String] = []
 
         let chainReplies = try dump(NFT_MSG_GETCHAIN, attributes: [(UInt16(NFTA_CHAIN_TABLE.rawValue), table)], interrupted: &interrupted)
         let setReplies = try dump(NFT_MSG_GETSET, attributes: [(UInt16(NFTA_SET_TABLE.rawValue), table)], interrupted: &interrupted)
         let ruleReplies = try dump(NFT_MSG_GETRULE, attributes: [(UInt16(NFTA_RULE_TABLE.rawValue), table)], interrupted: &interrupted)
 
-        var named: [NamedSet] = []
-        var anonymous: Delinearize.AnonymousSets = [:]
-        for m in setReplies {
-            guard let s = SetMessages.decode(m) else { throw .protocolViolation("undecodable set") }
-            guard s.table == table else { continue }
+        let (ruleset, foreign) = try TableDump.assemble(table: table, sets: setReplies, chains: chainReplies, rules: ruleReplies) {
+            s throws(BackendError) in
             let elements = try dumpElementKeys(table: table, set: s.name, interrupted: &interrupted)
             // A hash set being resized (the kernel's rhashtable grows in a worker after a large
             // insert) can be dumped with elements repeated and others missing, with no
             // NLM_F_DUMP_INTR: a repeated element marks the dump as torn, and it is taken again.
-            if !s.isInterval, Set(elements.lazy.map(\.key)).count != elements.count {
-                interrupted = true
-            }
-            do throws(BackendError) {
-                if s.isAnonymous {
-                    anonymous[s.name] = try anonymousSet(s, elements)
-                } else {
-                    named.append(try namedSet(s, elements))
-                }
-            } catch .unrepresentable(let what) {
-                if !s.isAnonymous { foreign.append(what) }
-            }
+            if !s.isInterval, Set(elements.lazy.map(\.key)).count != elements.count { interrupted = true }
+            return elements
         }
-
-        var chains: [Chain] = []
-        for m in chainReplies {
-            guard let c = ChainMessages.decode(m) else { throw .protocolViolation("undecodable chain") }
-            guard c.table == table else { continue }
-            guard c.type == "filter", let hookNumber = c.hook, let hook = Hook(netfilterHook: hookNumber),
-                  let policyCode = c.policy, let policy = Verdict(netfilterCode: Int32(bitPattern: policyCode)) else {
-                foreign.append("chain \(c.name) (\(c.describedType))")
-                continue
-            }
-            chains.append(Chain(name: c.name, hook: hook, priority: c.priority, policy: policy, rules: []))
-        }
-        for m in ruleReplies {
-            guard let r = RuleMessages.decode(m) else { throw .protocolViolation("undecodable rule") }
-            guard r.table == table else { continue }
-            let comment = r.userdata?.string(Int(NFTNL_UDATA_RULE_COMMENT.rawValue))
-            guard let i = chains.firstIndex(where: { $0.name == r.chain }) else {
-                // A rule of a foreign chain goes with its chain.
-                continue
-            }
-            do throws(BackendError) {
-                chains[i].rules.append(try Delinearize.rule(r, anonymousSets: anonymous))
-            } catch .unrepresentable {
-                foreign.append("rule in chain \(r.chain): \(ForeignRuleText.describe(r.expressions, comment: comment))")
-            }
-        }
-        chains.sort(by: Chain.kernelOrder)
-        let ruleset = Ruleset(tableName: table, sets: named, chains: chains)
         return (Snapshot(ruleset: ruleset, generation: generation, marked: marked, foreign: foreign), interrupted)
     }
 
@@ -280,7 +238,7 @@ public final class NetlinkBackend: Backend {
         return out
     }
 
-    private func namedSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> NamedSet {
+    static func namedSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> NamedSet {
         let family: AddressFamily
         switch (s.keyType, s.keyLength) {
         case (SetMessages.keyType(.ipv4), 4): family = .ipv4
@@ -289,6 +247,10 @@ public final class NetlinkBackend: Backend {
         }
         guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
             throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
+        }
+        // A key longer than the set's type (the fuzzer's find) would trap in AddressRange.
+        guard elements.allSatisfy({ $0.key <= IPAddress.maxValue(family) }) else {
+            throw .protocolViolation("set \(s.name) holds a key longer than its type")
         }
         let set: AddressSet
         if s.isInterval {
@@ -303,9 +265,13 @@ public final class NetlinkBackend: Backend {
         return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
     }
 
-    private func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
+    static func anonymousSet(_ s: DumpedSet, _ elements: [(key: UInt128, isEnd: Bool)]) throws(BackendError) -> AnonymousSet {
         guard let keyType = AnonymousSet.KeyType(rawValue: s.keyType), Int(s.keyLength) == keyType.byteCount else {
             throw .unrepresentable("anonymous set \(s.name) has key type \(s.keyType)")
+        }
+        // A key longer than the set's type (the fuzzer's find) would trap where a rule reads it.
+        guard elements.allSatisfy({ keyType.byteCount >= 16 || $0.key >> UInt128(keyType.byteCount * 8) == 0 }) else {
+            throw .protocolViolation("anonymous set \(s.name) holds a key longer than its type")
         }
         let values = elements
         let ranges: [AnonymousSet.KeyRange]

@@ -84,9 +84,8 @@ enum SetMessages {
 
     static func decode(_ m: ReceivedMessage) -> DumpedSet? {
         let set = NftnlSet()
-        let ok = m.bytes.withUnsafeBytes { raw in
-            nftnl_set_nlmsg_parse(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), set.pointer) >= 0
-        }
+        let ok = m.expressionsAreNamed(list: NFTA_SET_EXPRESSIONS.rawValue, single: NFTA_SET_EXPR.rawValue)
+            && m.parse { nftnl_set_nlmsg_parse($0, set.pointer) }
         guard ok, let table = set.string(NFTNL_SET_TABLE), let name = set.string(NFTNL_SET_NAME),
               let keyType = set.u32(NFTNL_SET_KEY_TYPE), let keyLength = set.u32(NFTNL_SET_KEY_LEN) else { return nil }
         return DumpedSet(table: table, name: name, flags: set.u32(NFTNL_SET_FLAGS) ?? 0, keyType: keyType,
