@@ -15,10 +15,12 @@
 #                         do not use it.
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
+#   qemu-system-x86 debootstrap   `make vm-test`: a Debian 12 guest image built with debootstrap, booted
+#                         under qemu (software emulation: no KVM needed) with a 9p share for results
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core time "$@")
+          dpkg-dev systemd etcd-server etcd-client ansible-core time qemu-system-x86 debootstrap "$@")
 
 missing=()
 for package in "${packages[@]}"; do
