@@ -22,7 +22,7 @@ struct Fwenforcerd: ParsableCommand {
 
         Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
         """,
-        subcommands: [Plan.self, Check.self, Apply.self, Confirm.self, Run.self, Status.self, Report.self, CatalogCommand.self, ConfirmWait.self],
+        subcommands: [Plan.self, Check.self, Apply.self, Confirm.self, Run.self, Reload.self, Status.self, Report.self, CatalogCommand.self, ConfirmWait.self],
         defaultSubcommand: nil
     )
 }
@@ -153,6 +153,7 @@ struct Apply: ParsableCommand {
     }
 
     func run() throws {
+        try requireSupportedKernel()
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
         if let daemon = InstanceLock.holder() {
@@ -338,6 +339,7 @@ struct Run: ParsableCommand {
         try SignalMask.block(SignalMask.daemonSignals)
         LoggingSystem.bootstrap { JournalLogHandler.standardError(label: $0) }
         let logger = Logger(label: "fwenforcerd")
+        try requireSupportedKernel(logger: logger)
         let lock: InstanceLock
         do {
             lock = try InstanceLock.acquire(at: FilePath(lockFile))
@@ -380,6 +382,45 @@ struct Run: ParsableCommand {
             logger.critical("\(error)")
             throw ExitCode(1)
         }
+    }
+}
+
+/// The unit's ExecReload: SIGHUP to the daemon from fwenforcerd itself, since a minimal Debian has
+/// no /bin/kill (procps is not essential) and the unit should need nothing the package does not ship.
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Have the running daemon re-read its config and the kernel (SIGHUP); the unit's ExecReload.",
+        discussion: """
+        Signals the daemon (--pid, as systemd passes $MAINPID, or else the holder of the instance lock), \
+        then checks the config: one with errors is reported with its file, line and key and exits 1, so \
+        `systemctl reload` fails visibly. The daemon keeps enforcing its last good config either way.
+        """)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Config file the daemon reads.", valueName: "file"))
+    var config: String = defaultConfigPath
+
+    @Option(help: ArgumentHelp("The daemon's pid (default: the holder of --lock-file).", valueName: "pid"))
+    var pid: Int32?
+
+    @Option(help: ArgumentHelp("Lock file of the daemon.", valueName: "path"))
+    var lockFile: String = InstanceLock.defaultPath.string
+
+    func run() throws {
+        guard let target = pid ?? InstanceLock.holder(at: FilePath(lockFile)), target > 0 else {
+            printError("error: no fwenforcerd run holds \(lockFile): nothing to reload")
+            throw ExitCode(1)
+        }
+        guard kill(target, SIGHUP) == 0 else {
+            printError("error: cannot signal pid \(target): \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        do {
+            _ = try Config.load(path: config)
+        } catch {
+            printError("error: \(error); pid \(target) keeps enforcing its last good config")
+            throw ExitCode(1)
+        }
+        print("reload: signalled fwenforcerd (pid \(target)) to re-read \(config)")
     }
 }
 
@@ -616,6 +657,17 @@ enum TextTable {
                 .joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+}
+
+/// The start-time kernel check of `run` and `apply` (KernelRequirements): an older kernel is
+/// refused, naming what it lacks, before anything touches netlink.
+func requireSupportedKernel(logger: Logger? = nil) throws {
+    do {
+        try KernelRequirements.check()
+    } catch {
+        if let logger { logger.critical("\(error)") } else { printError("error: \(error)") }
+        throw ExitCode(1)
     }
 }
 
