@@ -11,3 +11,6 @@ swift test --skip-build
 # minutes), then the package is inspected and installed into a throwaway root.
 make deb
 scripts/test-deb.sh
+# The same package on a real Debian 12 guest under qemu: systemd as PID 1, Debian's kernel, three
+# boots (docs/vm-test.md). The image is cached in .build-vm/; a fresh machine builds it first.
+scripts/vm/run.sh
