@@ -68,7 +68,8 @@ struct Benchmark {
         // 2. full apply of a fresh table.
         var inProcess: [Double] = [], process: [Child.Exit] = [], nft: [Child.Exit] = []
         for _ in 0..<repeats {
-            inProcess.append(try timed { _ = try backend.apply(Diff.replacement(ruleset)) })
+            let fresh = Diff.replacement(ruleset, existing: false, generation: try backend.generation())
+            inProcess.append(try timed { _ = try backend.apply(fresh) })
             _ = try backend.apply(deleteTable)
             process.append(try Child.run([fwenforcerd, "apply", "--config", configPath, "--pending-file", dir + "/pending.json"],
                                           measureRSS: true))
@@ -88,7 +89,7 @@ struct Benchmark {
                 target: n == 100_000 ? "≤ 128 MiB" : "", met: n == 100_000 ? processRSS.max <= 128 * 1_048_576 : nil))
 
         // 3. peer replacement on a table holding N.
-        _ = try backend.apply(Diff.replacement(ruleset))
+        _ = try backend.replace(with: ruleset)
         var nftReplace: [Double] = []
         for i in 0..<repeats { nftReplace.append(try Child.run(["nft", "-f", replaceFiles[(i + 1) % 2]]).wall) }
         if repeats % 2 == 1 { try Child.run(["nft", "-f", replaceFiles[0]]) }

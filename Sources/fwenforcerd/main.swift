@@ -370,6 +370,8 @@ struct Run: ParsableCommand {
             defer { backend.close() }
             let monitor = try NetlinkMonitor(table: table)
             defer { monitor.close() }
+            // The daemon's commits are told by the socket that sends them, never by pid.
+            monitor.ownPortIDs = [backend.portID]
             let addresses = try AddressMonitor()
             defer { addresses.close() }
             logger.notice("fwenforcerd starting: config \(config), table inet \(table)")
@@ -445,6 +447,9 @@ struct Status: ParsableCommand {
             print("config:     \(state.configPath) (sha256 \(state.configSHA256.prefix(16)))")
             print("applied at: \(state.appliedAt.map { ISO8601DateFormatter().string(from: $0) } ?? "never")")
             print("last error: \(state.lastError.map { "\($0.message) (\(ISO8601DateFormatter().string(from: $0.at)))" } ?? "none")")
+            if let why = state.baseline {
+                print("baseline:   fail-closed baseline enforced, no valid plan: \(why)")
+            }
             if let refused = state.refusedConfigSHA256 {
                 print("refused:    config sha256 \(refused.prefix(16)) (not confirmed in time, rolled back; edit the file to try again)")
             }

@@ -27,11 +27,13 @@ struct DaemonRunTests {
     final class Daemon {
         let process = Process()
         let log: URL
-        init(in ns: Namespace, config: String, dir: URL, environment: [String: String] = [:], extra: [String] = []) throws {
+        /// `wrapper` runs the daemon through another command inside the namespace (`unshare --pid --fork`).
+        init(in ns: Namespace, config: String, dir: URL, environment: [String: String] = [:], extra: [String] = [],
+             wrapper: [String] = []) throws {
             log = dir.appendingPathComponent("daemon.log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", ns.name, fwenforcerdPath, "run", "--config", config,
+            process.arguments = ["netns", "exec", ns.name] + wrapper + [fwenforcerdPath, "run", "--config", config,
                                  "--state-file", dir.appendingPathComponent("state.json").path,
                                  "--lock-file", dir.appendingPathComponent("lock").path] + extra
             var env = ProcessInfo.processInfo.environment
@@ -78,8 +80,8 @@ struct DaemonRunTests {
             }
         }
 
-        func start(environment: [String: String] = [:], extra: [String] = []) throws -> Daemon {
-            let d = try Daemon(in: ns, config: path.path, dir: dir, environment: environment, extra: extra)
+        func start(environment: [String: String] = [:], extra: [String] = [], wrapper: [String] = []) throws -> Daemon {
+            let d = try Daemon(in: ns, config: path.path, dir: dir, environment: environment, extra: extra, wrapper: wrapper)
             daemon = d
             return d
         }
@@ -273,23 +275,6 @@ struct DaemonRunTests {
         #expect(second.status == 1 && second.stderr.contains("\(daemon.process.processIdentifier)"), "\(second.stderr)")
         #expect(daemon.stop() == 0)
         #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
-    }
-
-    /// With roles = "auto" the daemon may start before the host holds its address (early boot):
-    /// it enforces as soon as the address appears.
-    @Test func autoRolesFollowInterfaceAddresses() throws {
-        let setup = try Setup("auto", config: Self.config.replacingOccurrences(of: "roles = [\"CCO\"]", with: "roles = \"auto\"")
-                                  + "\nCCO = [\"198.18.0.20\"]\n")
-        defer { setup.close() }
-        let ns = setup.ns
-        let daemon = try setup.start()
-        #expect(eventually { daemon.logText.contains("no role group holds one of this host's addresses") }, "\(daemon.logText)")
-        #expect(try ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
-        // (veth, not dummy: the kernel here has no dummy driver.)
-        #expect(try run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]).status == 0)
-        #expect(try run(["ip", "-n", ns.name, "addr", "add", "198.18.0.20/24", "dev", "v0"]).status == 0)
-        #expect(try eventually { try setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
-        #expect(daemon.logText.contains("reconcile (interface addresses changed): table created"))
     }
 
     /// A peer removed from its group loses its established connection, not only new ones.

@@ -83,11 +83,13 @@ import Testing
         #expect(flush < delete)
     }
 
-    @Test func replacementIsAddDeleteAddThenEverything() {
-        let tx = Diff.replacement(F.a)
-        #expect(Array(tx.operations.prefix(3)) == [.addTable, .deleteTable, .addTable])
-        #expect(tx.generation == nil)
+    @Test func replacementDeletesAndRecreatesAnExistingTableCheckedAgainstTheRead() {
+        let tx = Diff.replacement(F.a, existing: true, generation: 7)
+        #expect(Array(tx.operations.prefix(2)) == [Transaction.Operation.deleteTable, .addTable])
+        #expect(tx.generation == 7)
         #expect(!tx.description.contains("flush ruleset"))
+        let fresh = Diff.replacement(F.a, existing: false, generation: 7)
+        #expect(fresh.operations.first == .addTable && !fresh.operations.contains(.deleteTable))
     }
 
     @Test func transactionsReadAsNft() {

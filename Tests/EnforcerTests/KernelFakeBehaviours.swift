@@ -61,7 +61,7 @@ enum Behaviours {
     static func applyReadBackIdempotent(_ kind: BackendKind) throws {
         try kind.run { h in
             #expect(try readTable(h.backend) == nil)
-            let report = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            let report = try h.backend.replace(with: NetlinkFixtures.a)
             let snapshot = try h.backend.read(table: table)
             #expect(snapshot.ruleset == NetlinkFixtures.a.canonical)
             #expect(report.generation == snapshot.generation, "the report names the generation the commit produced")
@@ -74,7 +74,7 @@ enum Behaviours {
     /// The diff of (A → B) applied to a table holding A leaves B, exactly; and the reverse.
     static func diffAppliedGivesTarget(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let ab = try h.backend.reconcile(to: NetlinkFixtures.b)
             #expect(!ab.transaction.operations.isEmpty)
             #expect(try readTable(h.backend) == NetlinkFixtures.b.canonical)
@@ -86,7 +86,7 @@ enum Behaviours {
     /// Replacing one peer of a set is one element deleted and one added, nothing else.
     static func onePeerChangeIsTwoElementOperations(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let r = try h.backend.reconcile(to: NetlinkFixtures.aWithPeerReplaced)
             let old = NetlinkFixtures.range("198.18.5.3", "198.18.5.3"), new = NetlinkFixtures.range("198.18.5.4", "198.18.5.4")
             #expect(r.transaction.operations == [
@@ -102,7 +102,7 @@ enum Behaviours {
     /// A rule looking up a set that does not exist is refused, named, and nothing changes.
     static func ruleWithMissingSetRejected(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let bad = Rule(matches: [.addressInSet(.source, .ipv4, set: "NOPE_v4"), .ports(.destination, .tcp, [PortRange(22)])], verdict: .accept)
             let tx = Transaction(table: table, operations: [
                 .addElements(SetElements(set: "MON_v4", family: .ipv4, interval: false, ranges: [NetlinkFixtures.range("198.18.5.77", "198.18.5.77")])),
@@ -119,7 +119,7 @@ enum Behaviours {
     /// not even the other, valid elements of the same transaction.
     static func duplicateElementRejected(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let tx = Transaction(table: table, operations: [
                 .addElements(SetElements(set: "MON_v4", family: .ipv4, interval: false, ranges: [NetlinkFixtures.range("198.18.5.77", "198.18.5.77")])),
                 .addElements(SetElements(set: "CCM_v4", family: .ipv4, interval: true, ranges: [NetlinkFixtures.range("198.18.0.7", "198.18.0.7")])),
@@ -133,7 +133,7 @@ enum Behaviours {
     /// An interval overlapping a stored one is refused (the kernel reports it as EEXIST).
     static func overlappingIntervalRejected(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let inside = NetlinkFixtures.range("198.18.1.10", "198.18.1.20")
             let rejections = rejection {
                 _ = try h.backend.apply(Transaction(table: table, operations: [
@@ -148,7 +148,7 @@ enum Behaviours {
     /// Deleting an element that is not there is ENOENT, named by the element.
     static func missingElementDeleteRejected(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let rejections = rejection {
                 _ = try h.backend.apply(Transaction(table: table, operations: [
                     .deleteElements(SetElements(set: "MON_v4", family: .ipv4, interval: false, ranges: [NetlinkFixtures.range("198.18.5.2", "198.18.5.2")])),
@@ -162,7 +162,7 @@ enum Behaviours {
     /// same transaction.
     static func setInUseCannotBeDeleted(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let rejections = rejection {
                 _ = try h.backend.apply(Transaction(table: table, operations: [.deleteSet("MON_v4")]))
             }
@@ -178,7 +178,7 @@ enum Behaviours {
         try kind.run { h in
             let none = rejection { _ = try h.backend.apply(Transaction(table: table, operations: [.deleteTable])) }
             #expect(none.map(\.description) == ["table inet fwenforcer: No such file or directory"])
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let chain = rejection { _ = try h.backend.apply(Transaction(table: table, operations: [.flushChain("forward")])) }
             #expect(chain.map(\.description) == ["chain forward: No such file or directory"])
             let set = rejection { _ = try h.backend.apply(Transaction(table: table, operations: [.addSet(SetDefinition(name: "CCM_v4", family: .ipv4, interval: true))])) }
@@ -191,7 +191,7 @@ enum Behaviours {
     /// which is why the compiler, not the backend, must keep families apart.
     static func familyMismatchRejected(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let rule = Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v6")], verdict: .accept)
             let rejections = rejection { _ = try h.backend.apply(Transaction(table: table, operations: [.addRule(chain: "input", rule)])) }
             #expect(rejections.map(\.object) == ["rule \"ip saddr @CCM_v6 accept\" in chain input"])
@@ -204,7 +204,7 @@ enum Behaviours {
     /// A base chain cannot move to another hook or priority by re-adding it.
     static func chainCannotChangeHook(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let rejections = rejection {
                 _ = try h.backend.apply(Transaction(table: table, operations: [.addChain(BaseChain(name: "input", hook: .output, priority: 0, policy: .drop))]))
             }
@@ -219,7 +219,7 @@ enum Behaviours {
     /// `check` validates without changing anything, and reports what `apply` would.
     static func checkChangesNothing(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let good = Diff.transaction(from: NetlinkFixtures.a, to: NetlinkFixtures.b)
             try h.backend.check(good)
             #expect(try readTable(h.backend) == NetlinkFixtures.a.canonical)
@@ -235,7 +235,7 @@ enum Behaviours {
     /// reconcile loop re-reads and succeeds.
     static func staleGenerationRefusedAndReconcileRetries(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             let snapshot = try h.backend.read(table: table)
             let tx = Diff.transaction(from: snapshot.ruleset, to: NetlinkFixtures.b, generation: snapshot.generation)
             try h.foreignCommit()
@@ -256,8 +256,8 @@ enum Behaviours {
     static func otherTablesUntouched(_ kind: BackendKind) throws {
         try kind.run { h in
             try h.foreignCommit()
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.b))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
+            _ = try h.backend.replace(with: NetlinkFixtures.b)
             _ = try h.backend.reconcile(to: NetlinkFixtures.a)
             #expect(try h.tableNames() == ["fwenforcer", "somebody_else_1"])
             _ = try h.backend.apply(Transaction(table: table, operations: [.deleteTable]))
@@ -269,7 +269,7 @@ enum Behaviours {
     /// batch as the rules using it, applied from empty.
     static func setKindChangeInOneBatch(_ kind: BackendKind) throws {
         try kind.run { h in
-            _ = try h.backend.apply(Diff.replacement(NetlinkFixtures.a))
+            _ = try h.backend.replace(with: NetlinkFixtures.a)
             var c = NetlinkFixtures.a
             let i = c.sets.firstIndex { $0.name == "CCM_v4" }!
             c.sets[i] = NetlinkFixtures.set("CCM_v4", .ipv4, interval: false, ["198.18.0.7", "198.18.0.9"])

@@ -68,7 +68,7 @@ struct KernelIntervalTests {
             try NetworkNamespace.with { theirs in
                 let a = try ours.backend(), b = try theirs.backend()
                 defer { a.close(); b.close() }
-                _ = try a.apply(Diff.replacement(Ruleset(sets: [named])))
+                _ = try a.replace(with: Ruleset(sets: [named]))
                 let flags = interval ? "flags interval; auto-merge;" : ""
                 try theirs.nft("table inet fwenforcer {\n set S {\n type \(family.nftKeyType); \(flags)\n elements = { \(items.joined(separator: ", ")) }\n }\n}\n")
                 let mine = try a.storedElements(table: "fwenforcer", set: "S"), nfts = try b.storedElements(table: "fwenforcer", set: "S")

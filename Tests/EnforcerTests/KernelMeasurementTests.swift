@@ -67,11 +67,11 @@ struct KernelMeasurementTests {
                     let rule = Rule(matches: [.addressInSet(.destination, .ipv6, set: "S")], statements: [.counter], verdict: nil)
                     let ruleset = Ruleset(sets: [set], chains: [Chain(name: "output", hook: .output, policy: .accept, rules: [rule])])
                     let empty = Ruleset(chains: [Chain(name: "output", hook: .output, policy: .accept, rules: [])])
-                    _ = try backend.apply(Diff.replacement(empty))
+                    _ = try backend.replace(with: empty)
                     let baseMiss = try Self.medianSendCost(ns, to: "::1", count: 300_000)
                     // Let the previous namespace's (asynchronous) teardown finish first.
                     Thread.sleep(forTimeInterval: 2)
-                    let apply = try Self.measure { _ = try backend.apply(Diff.replacement(ruleset)) }
+                    let apply = try Self.measure { _ = try backend.replace(with: ruleset) }
                     let read = try Self.measure { _ = try backend.read(table: "fwenforcer") }
                     var changed = ruleset
                     changed.sets[0] = NamedSet(name: "S", family: .ipv6, interval: interval,

@@ -34,7 +34,7 @@ struct KernelRoundTripTests {
             try NetworkNamespace.with { theirs in
                 let backend = try ours.backend()
                 defer { backend.close() }
-                _ = try backend.apply(Diff.replacement(ruleset))
+                _ = try backend.replace(with: ruleset)
                 try theirs.nft(NftRenderer.render(ruleset))
                 let a = try audit(ours), b = try audit(theirs)
                 #expect(a.text == b.text, "\(label): nft lists a different table")
@@ -72,7 +72,7 @@ struct KernelRoundTripTests {
             a.sets.append(NamedSet(name: "big_v6", family: .ipv6, interval: true,
                                    elements: AddressSet(family: .ipv6, ranges: big.map { AddressRange(family: .ipv6, first: $0.value, last: $0.value) })))
             a = Ruleset(tableName: a.tableName, sets: a.sets, chains: a.chains)
-            _ = try backend.apply(Diff.replacement(a))
+            _ = try backend.replace(with: a)
             let before = try Self.audit(ns)
             let elementsBefore = try backend.storedElements(table: "fwenforcer", set: "big_v6")
 
@@ -105,7 +105,7 @@ struct KernelRoundTripTests {
             defer { backend.close() }
             let hosts = (0..<12_000).map { i in AddressRange(family: .ipv4, first: IPAddress("198.18.0.0")!.value + UInt128(2 * i), last: IPAddress("198.18.0.0")!.value + UInt128(2 * i)) }
             let set = NamedSet(name: "peers_v4", family: .ipv4, interval: false, elements: AddressSet(family: .ipv4, ranges: Array(hosts.prefix(1))))
-            _ = try backend.apply(Diff.replacement(Ruleset(sets: [set])))
+            _ = try backend.replace(with: Ruleset(sets: [set]))
             // 12,000 hosts: three messages; the one already there (the first) is re-added last.
             var list = Array(hosts.dropFirst())
             list.append(hosts[0])
@@ -133,7 +133,7 @@ struct KernelRoundTripTests {
                 raced = true
                 try? ns.nft("add table inet racer_\(UInt32.random(in: 0...UInt32.max))\n")
             }
-            let report = try backend.apply(Diff.replacement(NetlinkFixtures.a))
+            let report = try backend.apply(Transaction(table: "fwenforcer", operations: [.addTable] + Diff.creation(of: NetlinkFixtures.a)))
             #expect(report.retries == 1)
             #expect(try backend.read(table: "fwenforcer").ruleset == NetlinkFixtures.a.canonical)
             // With a generation of its own, the same race is the caller's to handle.
@@ -145,22 +145,21 @@ struct KernelRoundTripTests {
         }
     }
 
-    /// Someone else's rule in our table cannot be read back approximately: it is reported, and a
-    /// replace repairs the table.
-    @Test func foreignRuleIsUnrepresentableAndReplaceRepairs() throws {
+    /// Someone else's rule in our table is not read back approximately: the read names it as
+    /// foreign, and the engine replaces the table in the same pass, checked against the read.
+    @Test func foreignRuleIsReportedAndTheEngineReplacesIt() throws {
         try NetworkNamespace.with { ns in
             let backend = try ns.backend()
             defer { backend.close() }
-            _ = try backend.apply(Diff.replacement(NetlinkFixtures.a))
-            try ns.nft("add rule inet fwenforcer input ip saddr 198.18.9.9 tcp dport 22 accept\n")
-            do {
-                _ = try backend.read(table: "fwenforcer")
-                Issue.record("a foreign rule was read back")
-            } catch BackendError.unrepresentable(let what) {
-                #expect(what.contains("chain input"))
-            }
             _ = try backend.replace(with: NetlinkFixtures.a)
-            #expect(try backend.read(table: "fwenforcer").ruleset == NetlinkFixtures.a.canonical)
+            try ns.nft("insert rule inet fwenforcer input ip saddr 198.18.9.9 tcp dport 2222 accept\n")
+            let snapshot = try backend.read(table: "fwenforcer")
+            #expect(snapshot.marked)
+            #expect(snapshot.foreign == ["rule in chain input: ip saddr 198.18.9.9 tcp dport 2222 accept"])
+            let out = try backend.reconcile(to: NetlinkFixtures.a)
+            #expect(out.transaction.operations.first == .deleteTable)
+            let again = try backend.read(table: "fwenforcer")
+            #expect(again.ruleset == NetlinkFixtures.a.canonical && again.foreign.isEmpty && again.marked)
         }
     }
 }

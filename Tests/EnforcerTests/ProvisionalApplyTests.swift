@@ -303,9 +303,9 @@ struct ProvisionalApplyTests {
                                    notifier: SystemdNotifier(environment: [:]), logger: Logger(label: "test"))
         }
 
-        func write(_ text: String, reason: String = "config changed") throws {
+        func write(_ text: String, reason: ReconcileReason = .configChanged) throws {
             try daemonWriteInPlace(dir("fwenforcer.conf"), text)
-            daemon.reload(force: reason != "config changed", reason: reason)
+            daemon.reload(force: reason != .configChanged, reason: reason)
         }
 
         func admins() throws -> [String] {
@@ -325,7 +325,7 @@ struct ProvisionalApplyTests {
     @Test func theStartIsNotProvisionalAndAChangeIs() throws {
         let h = try Harness()
         defer { h.close() }
-        try h.write(Self.a, reason: "start")
+        try h.write(Self.a, reason: .start)
         #expect(try h.pending.read() == nil)
         try h.write(Self.b)
         #expect(try h.admins() == ["198.19.10.0/24"])
@@ -337,7 +337,7 @@ struct ProvisionalApplyTests {
     @Test func aSecondChangeKeepsTheConfirmedRulesetAsRollbackTarget() throws {
         let h = try Harness()
         defer { h.close() }
-        try h.write(Self.a, reason: "start")
+        try h.write(Self.a, reason: .start)
         try h.write(Self.b)
         try h.write(Self.c)
         #expect(try h.admins() == ["198.19.20.0/24"])
@@ -351,16 +351,16 @@ struct ProvisionalApplyTests {
     @Test func theRefusedConfigStaysOutUntilTheFileChanges() throws {
         let h = try Harness()
         defer { h.close() }
-        try h.write(Self.a, reason: "start")
+        try h.write(Self.a, reason: .start)
         try h.write(Self.b)
         h.daemon.rollBack(reason: "not confirmed")
-        for reason in ["SIGHUP", "backstop"] {
+        for reason in [ReconcileReason.sighup, .backstop] {
             h.daemon.reload(force: true, reason: reason)
             #expect(try h.admins() == ["198.19.0.0/24"], "\(reason)")
         }
         // The refusal survives a restart (it is in the state file).
         let restarted = try Harness(sharing: h)
-        restarted.daemon.reload(force: true, reason: "start")
+        restarted.daemon.reload(force: true, reason: .start)
         #expect(try h.admins() == ["198.19.0.0/24"])
         restarted.loop.close()
         // A changed file is a new change; confirmed, it stays.
@@ -375,7 +375,7 @@ struct ProvisionalApplyTests {
     @Test func stoppingWithinTheWindowRollsBackFirst() throws {
         let h = try Harness()
         defer { h.close() }
-        try h.write(Self.a, reason: "start")
+        try h.write(Self.a, reason: .start)
         try h.write(Self.b)
         h.daemon.handle(signal: SIGTERM)
         #expect(try h.admins() == ["198.19.0.0/24"])
@@ -385,7 +385,7 @@ struct ProvisionalApplyTests {
     @Test func changingBackToTheConfirmedRulesetClosesTheWindow() throws {
         let h = try Harness()
         defer { h.close() }
-        try h.write(Self.a, reason: "start")
+        try h.write(Self.a, reason: .start)
         try h.write(Self.b)
         try h.write(Self.a + "\n# same ruleset, other bytes\n")
         #expect(try h.pending.read() == nil)

@@ -23,12 +23,27 @@ public protocol Backend: AnyObject {
 
 /// A table as read at one ruleset generation.
 public struct Snapshot: Sendable, Hashable {
+    /// What the table holds that fwenforcer's model can express; nil when the table does not exist.
     public var ruleset: Ruleset?
+    /// Never 0: the kernel skips 0 when its generation wraps, and a batch sent with 0 is not checked.
     public var generation: UInt32
+    /// The table carries fwenforcer's ownership marker (its table comment, `TableMarker`).
+    public var marked: Bool
+    /// Objects in the table the model cannot express, in nft words (`rule in chain input: ip saddr
+    /// 198.18.9.9 tcp dport 2222 accept`): fwenforcer did not write them.
+    public var foreign: [String]
 
-    public init(ruleset: Ruleset?, generation: UInt32) {
+    public init(ruleset: Ruleset?, generation: UInt32, marked: Bool = true, foreign: [String] = []) {
         self.ruleset = ruleset
         self.generation = generation
+        self.marked = marked
+        self.foreign = foreign
+    }
+
+    /// True when the table exists and holds nothing at all.
+    public var isEmptyTable: Bool {
+        guard let ruleset else { return false }
+        return ruleset.sets.isEmpty && ruleset.chains.isEmpty && foreign.isEmpty
     }
 }
 
@@ -78,9 +93,11 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension Backend {
-    /// Rebuilds the table from scratch in one atomic batch (for a first start, or after the table
-    /// was found in a state the model cannot express).
+    /// Rebuilds the table from scratch in one atomic batch, checked against the generation of a
+    /// fresh read; refuses a table fwenforcer does not own (see `TableClaim`).
     public func replace(with desired: Ruleset) throws(BackendError) -> ApplyReport {
-        try apply(Diff.replacement(desired))
+        let snapshot = try read(table: desired.tableName)
+        if case .refused(let why) = TableClaim(snapshot, table: desired.tableName) { throw .notOwned(why) }
+        return try apply(Diff.replacement(desired, existing: snapshot.ruleset != nil, generation: snapshot.generation))
     }
 }

@@ -17,6 +17,9 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The table holds something fwenforcer's model cannot express (written by someone else);
     /// a full replace repairs it.
     case unrepresentable(String)
+    /// A table of the configured name exists that fwenforcer did not create: it is never adopted,
+    /// changed or deleted. The text names the table and what it holds.
+    case notOwned(String)
     /// The kernel's answer broke the netlink protocol as fwenforcer understands it.
     case protocolViolation(String)
     /// The batch was sent but its outcome could not be confirmed (acknowledgements were lost);
@@ -38,6 +41,8 @@ public enum BackendError: Error, Hashable, Sendable, CustomStringConvertible {
                 + "raise net.core.wmem_max or grant CAP_NET_ADMIN so the buffer can be forced"
         case .unrepresentable(let what):
             return "the table holds something fwenforcer did not write: \(what)"
+        case .notOwned(let what):
+            return what
         case .protocolViolation(let what):
             return "unexpected netlink reply: \(what)"
         case .outcomeUnknown(let what):

@@ -89,10 +89,13 @@ public enum Diff {
         return tx
     }
 
-    /// The full-replace transaction: `add table; delete table; add table; ...` in one batch, so the
-    /// table is rebuilt atomically whether or not it existed, and no other table is touched.
-    public static func replacement(_ desired: Ruleset) -> Transaction {
-        Transaction(table: desired.tableName, operations: [.addTable, .deleteTable, .addTable] + creation(of: desired))
+    /// The full-replace transaction, in one batch checked against `generation` (the read that
+    /// found the table `existing` or not, and owned by fwenforcer): `delete table; add table; ...`,
+    /// so whatever the table held, foreign objects included, is replaced atomically and the new
+    /// table carries the ownership mark. No other table is touched.
+    public static func replacement(_ desired: Ruleset, existing: Bool, generation: UInt32) -> Transaction {
+        let prefix: [Transaction.Operation] = existing ? [.deleteTable, .addTable] : [.addTable]
+        return Transaction(table: desired.tableName, operations: prefix + creation(of: desired), generation: generation)
     }
 
     /// Everything in `r`, assuming an empty table.

@@ -3,8 +3,12 @@ import SystemPackage
 /// An in-memory `Backend` that behaves like the kernel where fwenforcer can tell: ENOENT for
 /// missing objects, EEXIST for duplicate sets and elements (and overlapping intervals), EBUSY for a
 /// set a rule still looks up, all-or-nothing transactions, a generation that moves on every commit
-/// (compare-and-swap), and a dump in the same canonical form as the netlink read-back.
+/// and is checked unless the batch carries 0 (the kernel's rule), never becoming 0 itself, a
+/// table's comment (the ownership mark) set only when the table is created, and a dump in the same
+/// canonical form as the netlink read-back.
 ///
+/// Tables can hold what fwenforcer never writes (rules and chains added by hand, `foreign`), and
+/// other tables can exist beside fwenforcer's, so tests show what is replaced and what is left alone.
 /// Every transaction offered is logged, applied or not, so tests can assert what was sent.
 public final class FakeBackend: Backend {
     /// Tables by name: several, so tests can show another table is never touched.
@@ -14,31 +18,69 @@ public final class FakeBackend: Backend {
     public private(set) var log: [(transaction: Transaction, committed: Bool)] = []
     /// Called at the start of each `apply`, to play a concurrent writer.
     public var beforeApply: ((FakeBackend) -> Void)?
+    /// Makes the next `apply` commit and then report `outcomeUnknown`, as when the kernel's
+    /// acknowledgements are lost (the receive buffer overflowed).
+    public var loseNextAcknowledgements = false
 
     public init() {}
 
-    /// Another process committing something: moves the generation on.
-    public func simulateForeignCommit() {
-        generation &+= 1
+    /// Sets the generation, to play a kernel whose counter is about to wrap.
+    public func setGeneration(_ g: UInt32) {
+        precondition(g != 0, "the kernel's generation is never 0")
+        generation = g
     }
 
-    /// Creates a table fwenforcer does not own (for tests that check it is left alone).
-    public func addForeignTable(_ name: String) {
-        tables[name] = FakeTable()
-        generation &+= 1
+    /// Another process committing something: moves the generation on.
+    public func simulateForeignCommit() {
+        generation = Generation.next(after: generation)
+    }
+
+    /// Creates a table fwenforcer did not create (unmarked, empty unless `chains` says otherwise:
+    /// each entry is a foreign base chain in nft words, e.g. "chain forward (hook forward, policy accept)").
+    public func addForeignTable(_ name: String, chains: [String] = []) {
+        tables[name] = FakeTable(marked: false, foreignChains: chains)
+        simulateForeignCommit()
+    }
+
+    /// Loads `ruleset` as a table, marked or not (an earlier fwenforcer's table has no mark).
+    public func load(_ ruleset: Ruleset, marked: Bool) {
+        var t: FakeTable? = FakeTable(marked: marked)
+        for op in Diff.creation(of: ruleset) { try! FakeTable.apply(op, to: &t) }
+        tables[ruleset.tableName] = t
+        simulateForeignCommit()
+    }
+
+    /// `nft insert rule ...` by hand: a rule the model cannot express, in nft words.
+    public func insertForeignRule(table: String, chain: String, _ text: String) {
+        precondition(tables[table]?.chains.contains { $0.definition.name == chain } == true, "no chain \(chain)")
+        tables[table]!.foreignRules[chain, default: []].append(text)
+        simulateForeignCommit()
+    }
+
+    /// A change another writer makes to the table with fwenforcer's own vocabulary (drift the
+    /// model can read back): applied like a transaction, without a generation check.
+    public func foreignEdit(table: String, _ operations: [Transaction.Operation]) {
+        var t = tables[table]
+        for op in operations { try! FakeTable.apply(op, to: &t) }
+        tables[table] = t
+        simulateForeignCommit()
     }
 
     public var tableNames: [String] { tables.keys.sorted() }
 
+    /// Whether a table carries fwenforcer's mark (nil: no such table).
+    public func isMarked(_ table: String) -> Bool? { tables[table]?.marked }
+
     public func read(table: String) throws(BackendError) -> Snapshot {
         guard let t = tables[table] else { return Snapshot(ruleset: nil, generation: generation) }
-        return Snapshot(ruleset: try t.ruleset(named: table), generation: generation)
+        return Snapshot(ruleset: try t.ruleset(named: table), generation: generation, marked: t.marked, foreign: t.foreign)
     }
 
     public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
         let start = ContinuousClock.now
         beforeApply?(self)
-        if let expected = tx.generation, expected != generation {
+        // The kernel checks a batch's generation only when it is not 0.
+        if let expected = tx.generation, expected != 0, expected != generation {
             log.append((tx, false))
             throw .generationChanged(expected: expected)
         }
@@ -47,16 +89,20 @@ public final class FakeBackend: Backend {
             log.append((tx, false))
             throw .rejected(result.rejections)
         }
-        tables[tx.table] = result.table
-        generation &+= 1
+        tables = result.tables
+        generation = Generation.next(after: generation)
         log.append((tx, true))
+        if loseNextAcknowledgements {
+            loseNextAcknowledgements = false
+            throw .outcomeUnknown("\(tx.operations.count) of \(tx.operations.count) messages were not acknowledged (the receive buffer overflowed)")
+        }
         let counts = tx.counts
-        return ApplyReport(messages: tx.operations.count, bytes: 0, added: counts.added, removed: counts.removed,
+        return ApplyReport(messages: tx.operations.count + tx.retiredTables.count, bytes: 0, added: counts.added, removed: counts.removed,
                            flushedChains: counts.flushedChains, duration: ContinuousClock.now - start, generation: generation)
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
-        if let expected = tx.generation, expected != generation { throw .generationChanged(expected: expected) }
+        if let expected = tx.generation, expected != 0, expected != generation { throw .generationChanged(expected: expected) }
         let result = run(tx)
         if !result.rejections.isEmpty { throw .rejected(result.rejections) }
     }
@@ -81,9 +127,15 @@ public final class FakeBackend: Backend {
 
     /// Runs the operations on a copy. Like the kernel, a failed operation has no effect and the
     /// rest still run, so every error of the batch is reported.
-    private func run(_ tx: Transaction) -> (table: FakeTable?, rejections: [Rejection]) {
-        var table = tables[tx.table]
+    private func run(_ tx: Transaction) -> (tables: [String: FakeTable], rejections: [Rejection]) {
+        var all = tables
         var rejections: [Rejection] = []
+        for name in tx.retiredTables {
+            if all.removeValue(forKey: name) == nil {
+                rejections.append(Rejection(object: "table inet \(name)", code: .noSuchFileOrDirectory))
+            }
+        }
+        var table = all[tx.table]
         for op in tx.operations {
             do throws(FakeFailure) {
                 try FakeTable.apply(op, to: &table)
@@ -91,7 +143,8 @@ public final class FakeBackend: Backend {
                 rejections.append(Rejection(object: error.object ?? tx.subject(of: op), code: error.code))
             }
         }
-        return (table, rejections)
+        all[tx.table] = table
+        return (all, rejections)
     }
 }
 
@@ -107,8 +160,20 @@ struct FakeFailure: Error {
 }
 
 struct FakeTable {
+    /// Carries fwenforcer's comment; set when the table is created, never changed.
+    var marked = true
     var chains: [FakeChain] = []
     var sets: [String: FakeSet] = [:]
+    /// Base chains fwenforcer cannot express (another hook, type or policy), in nft words.
+    var foreignChains: [String] = []
+    /// Rules the model cannot express, by chain, in nft words (`nft insert rule` by hand).
+    var foreignRules: [String: [String]] = [:]
+
+    /// What a read reports as not fwenforcer's.
+    var foreign: [String] {
+        foreignChains.map { "chain \($0)" }
+            + foreignRules.keys.sorted().flatMap { chain in foreignRules[chain]!.map { "rule in chain \(chain): \($0)" } }
+    }
 
     struct FakeChain {
         var definition: BaseChain
@@ -118,7 +183,7 @@ struct FakeTable {
     static func apply(_ op: Transaction.Operation, to table: inout FakeTable?) throws(FakeFailure) {
         switch op {
         case .addTable:
-            if table == nil { table = FakeTable() }
+            if table == nil { table = FakeTable(marked: true) }
         case .deleteTable:
             guard table != nil else { throw FakeFailure(.noSuchFileOrDirectory) }
             table = nil
@@ -146,9 +211,11 @@ struct FakeTable {
         case .deleteChain(let name):
             guard let i = chains.firstIndex(where: { $0.definition.name == name }) else { throw FakeFailure(.noSuchFileOrDirectory) }
             chains.remove(at: i)
+            foreignRules[name] = nil
         case .flushChain(let name):
             guard let i = chains.firstIndex(where: { $0.definition.name == name }) else { throw FakeFailure(.noSuchFileOrDirectory) }
             chains[i].rules.removeAll()
+            foreignRules[name] = nil
         case .addSet(let def):
             guard sets[def.name] == nil else { throw FakeFailure(.fileExists) }
             sets[def.name] = FakeSet(definition: def)

@@ -11,12 +11,20 @@ public struct Transaction: Sendable, Hashable, CustomStringConvertible {
     /// When nil, the backend takes the current generation just before sending (only right for
     /// transactions that do not depend on what the kernel holds, such as a full replace).
     public var generation: UInt32?
+    /// Tables fwenforcer created under an earlier name (`[enforce] table` was changed), deleted in
+    /// the same batch, before anything else: a rename never leaves two tables enforcing. Only
+    /// marked tables are ever put here.
+    public var retiredTables: [String]
 
-    public init(table: String, operations: [Operation] = [], generation: UInt32? = nil) {
+    public init(table: String, operations: [Operation] = [], generation: UInt32? = nil, retiredTables: [String] = []) {
         self.table = table
         self.operations = operations
         self.generation = generation
+        self.retiredTables = retiredTables
     }
+
+    /// True when the batch would change nothing.
+    public var isEmpty: Bool { operations.isEmpty && retiredTables.isEmpty }
 
     public enum Operation: Sendable, Hashable {
         /// Creates the table; no error if it exists (nft's `add table`).
@@ -64,7 +72,7 @@ public struct Transaction: Sendable, Hashable, CustomStringConvertible {
 
     /// One line per operation, in nft words (`add element CCM_v4 { 198.18.0.7 }`).
     public var description: String {
-        operations.map { op -> String in
+        (retiredTables.map { "delete table inet \($0)" } + operations.map { op -> String in
             switch op {
             case .addTable: return "add table inet \(table)"
             case .deleteTable: return "delete table inet \(table)"
@@ -79,12 +87,12 @@ public struct Transaction: Sendable, Hashable, CustomStringConvertible {
             case .deleteElements(let e): return "delete element \(e.set) { \(e.ranges.map(\.description).joined(separator: ", ")) }"
             case .addRule(let chain, let r): return "add rule \(chain) \(NftRenderer.render(rule: r))"
             }
-        }.joined(separator: "\n")
+        }).joined(separator: "\n")
     }
 
     /// Objects the transaction adds and removes; elements count one per range or address.
     public var counts: (added: Int, removed: Int, flushedChains: Int) {
-        var added = 0, removed = 0, flushed = 0
+        var added = 0, removed = retiredTables.count, flushed = 0
         for op in operations {
             switch op {
             case .addTable, .addChain, .addSet, .addRule: added += 1

@@ -37,11 +37,11 @@ public enum Compiler {
         for direction in Direction.allCases {
             let mode = direction == .ingress ? config.enforce.ingress : config.enforce.egress
             guard mode != .off else { continue }
-            var rules = baseRules(direction, config: config)
+            var rules = baseRules(direction, enforce: config.enforce)
             for rule in catalogRules(flows.filter { $0.direction == direction }, direction: direction, config: config, sets: &sets) {
                 rules.append(rule)
             }
-            rules += tailRules(direction, mode: mode, config: config)
+            rules += tailRules(direction, mode: mode, enforce: config.enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
         }
@@ -59,7 +59,7 @@ public enum Compiler {
 
     // MARK: - fixed rules
 
-    static func baseRules(_ direction: Direction, config: Config) -> [Rule] {
+    static func baseRules(_ direction: Direction, enforce: Config.Enforce) -> [Rule] {
         let hook = direction.hook
         var rules: [Rule] = [
             Rule(matches: [.interface(hook, "lo")], verdict: .accept, comment: "loopback"),
@@ -72,11 +72,11 @@ public enum Compiler {
             Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
             Rule(matches: [.ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections"),
         ]
-        if config.enforce.ping {
+        if enforce.ping {
             rules.append(Rule(matches: [.icmpTypes(.ipv4, [.echoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))
             rules.append(Rule(matches: [.icmpTypes(.ipv6, [.v6EchoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))
         }
-        if config.enforce.dhcpClient {
+        if enforce.dhcpClient {
             let (v4, v6): ((UInt16, UInt16), (UInt16, UInt16)) = direction == .ingress ? ((67, 68), (547, 546)) : ((68, 67), (546, 547))
             rules.append(Rule(matches: [.ports(.source, .udp, [PortRange(v4.0)]), .ports(.destination, .udp, [PortRange(v4.1)])],
                               verdict: .accept, comment: "DHCPv4 client ([enforce] dhcp_client)"))
@@ -91,7 +91,7 @@ public enum Compiler {
     /// application data leaves the kernel.
     public static let auditSnaplen: UInt32 = 128
 
-    static func tailRules(_ direction: Direction, mode: EnforceMode, config: Config) -> [Rule] {
+    static func tailRules(_ direction: Direction, mode: EnforceMode, enforce: Config.Enforce) -> [Rule] {
         let audit = mode == .audit
         if audit {
             // Not rate-limited: the report's counts are every packet, not a sample. The daemon's
@@ -99,12 +99,12 @@ public enum Compiler {
             // dropped by the kernel (and counted from the sequence numbers), never by this rule.
             // A group log has no syslog level on the wire; `.warn` is how it reads back.
             return [Rule(statements: [.counter, .log(prefix: logPrefix(direction, audit: true), level: .warn,
-                                                     group: config.enforce.auditGroup, snaplen: auditSnaplen)],
+                                                     group: enforce.auditGroup, snaplen: auditSnaplen)],
                          verdict: .accept, comment: auditRuleComment)]
         }
         var rules: [Rule] = []
-        if config.enforce.logDrops {
-            let rate = UInt64(config.enforce.logRate)
+        if enforce.logDrops {
+            let rate = UInt64(enforce.logRate)
             rules.append(Rule(statements: [.limit(RateLimit(rate: rate, per: .second, burst: UInt32(rate * 2))),
                                            .log(prefix: logPrefix(direction, audit: false), level: .info, group: nil)],
                               verdict: nil, comment: "log drops (rate-limited)"))

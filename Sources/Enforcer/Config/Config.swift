@@ -10,6 +10,15 @@ public enum EnforceMode: String, Sendable, Hashable, Codable, CaseIterable {
     case off
 }
 
+/// What the daemon enforces while no valid plan exists (roles unresolved, config invalid or missing).
+public enum UnresolvedPolicy: String, Sendable, Hashable, Codable {
+    /// The fail-closed baseline (`Baseline`): policy drop, loopback, IPv6 essentials, replies,
+    /// administrators' SSH and DHCP where configured.
+    case baseline
+    /// Nothing: the host stays as open as it is until a plan exists (the behaviour before 0.2).
+    case open
+}
+
 /// Which roles this host has.
 public enum RoleSelection: Sendable, Hashable {
     case list([String])
@@ -46,6 +55,10 @@ public struct Config: Sendable, Hashable {
         /// listens on it. Only one listener per group and network namespace can bind it, so it
         /// must differ from groups ulogd or other tools use on the host.
         public var auditGroup: UInt16 = defaultAuditGroup
+        /// `[enforce] unresolved`: what the daemon enforces while no valid plan exists.
+        public var unresolved: UnresolvedPolicy = .baseline
+
+        public init() {}
     }
 
     /// `[enforce] audit_group` when not set: far from the small numbers (0, 1, 2, ...) that ulogd
@@ -149,7 +162,7 @@ extension Config {
         var enforce = Enforce()
         if let t = try doc.table(doc.root, "enforce", path: "enforce") {
             try doc.rejectUnknown(in: t, path: "enforce",
-                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client", "audit_group"])
+                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client", "audit_group", "unresolved"])
             for (key, keyPath) in [("ingress", \Enforce.ingress), ("egress", \Enforce.egress)] {
                 if let s = try doc.string(t, key, path: "enforce.\(key)") {
                     guard let m = EnforceMode(rawValue: s) else {
@@ -177,6 +190,12 @@ extension Config {
             }
             enforce.ping = try doc.bool(t, "ping", path: "enforce.ping") ?? enforce.ping
             enforce.dhcpClient = try doc.bool(t, "dhcp_client", path: "enforce.dhcp_client") ?? enforce.dhcpClient
+            if let u = try doc.string(t, "unresolved", path: "enforce.unresolved") {
+                guard let policy = UnresolvedPolicy(rawValue: u) else {
+                    throw doc.error("enforce.unresolved", "\"\(u)\" is not baseline or open")
+                }
+                enforce.unresolved = policy
+            }
         }
 
         // groups

@@ -23,6 +23,8 @@ public struct DaemonMetrics: Sendable, Equatable {
     public var configSHA256 = ""
     /// Configs (or reloads) refused because the file was invalid or unreadable.
     public var configRejections = 0
+    /// The fail-closed baseline stands in for a plan (no valid config, or roles unresolved).
+    public var baselineActive = false
 
     public init() {}
 
@@ -91,6 +93,9 @@ public enum MetricsText {
         }
         out.family("fwenforcer_config_rejections_total", .counter, "Config reads refused (invalid or unreadable file); the last good ruleset stayed.") {
             $0.sample([:], m.configRejections)
+        }
+        out.family("fwenforcer_baseline_active", .gauge, "1 while the fail-closed baseline is enforced because no valid plan exists (see the log and `fwenforcerd status`).") {
+            $0.sample([:], m.baselineActive ? 1 : 0)
         }
         out.family("fwenforcer_config_generation", .gauge, "Config contents accepted since the daemon started (+1 at each change).") {
             $0.sample([:], m.configGeneration)

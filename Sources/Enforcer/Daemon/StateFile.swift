@@ -39,11 +39,16 @@ public struct EnforcedState: Codable, Sendable, Equatable {
     public var confirmBy: Date?
     /// A config whose provisional ruleset was rolled back: refused until the file's content changes.
     public var refusedConfigSHA256: String?
+    /// The table the daemon manages (`[enforce] table`): remembered so that a daemon restarted
+    /// with a renamed table deletes the old one. Absent in files of earlier versions.
+    public var table: String?
+    /// Why the fail-closed baseline is enforced instead of a plan; nil while a plan is.
+    public var baseline: String?
 
     public init(
         configPath: String, configSHA256: String, appliedAt: Date?, generation: UInt32,
         lastError: Failure? = nil, setElementCounts: [String: Int], daemonPID: Int32 = getpid(),
-        confirmBy: Date? = nil, refusedConfigSHA256: String? = nil
+        confirmBy: Date? = nil, refusedConfigSHA256: String? = nil, table: String? = nil, baseline: String? = nil
     ) {
         self.formatVersion = Self.currentFormatVersion
         self.configPath = configPath
@@ -55,6 +60,8 @@ public struct EnforcedState: Codable, Sendable, Equatable {
         self.daemonPID = daemonPID
         self.confirmBy = confirmBy
         self.refusedConfigSHA256 = refusedConfigSHA256
+        self.table = table
+        self.baseline = baseline
     }
 }
 

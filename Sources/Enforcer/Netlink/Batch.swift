@@ -43,6 +43,10 @@ struct Batch {
 
         func append(_ bytes: [UInt8], _ subject: String) { batch.messages.append(Message(bytes: bytes, subject: subject)) }
 
+        for old in tx.retiredTables {
+            append(TableMessages.delete(old, b), "table inet \(old)")
+        }
+
         for op in tx.operations {
             let subject = tx.subject(of: op)
             switch op {

@@ -28,6 +28,14 @@ struct DumpedChain {
     var hook: UInt32?
     var priority: Int32
     var policy: UInt32?
+
+    /// `type nat hook prerouting priority -100; policy accept`, or `regular chain`.
+    var describedType: String {
+        guard let hook else { return "regular chain" }
+        let hookName = [0: "prerouting", 1: "input", 2: "forward", 3: "output", 4: "postrouting"][Int(hook)] ?? "hook \(hook)"
+        let policyName = policy.map { $0 == 1 ? "accept" : $0 == 0 ? "drop" : "\($0)" } ?? "none"
+        return "type \(type ?? "?") hook \(hookName) priority \(priority); policy \(policyName)"
+    }
 }
 
 /// NEWCHAIN / DELCHAIN, and DELRULE for a whole chain (flush).

@@ -8,12 +8,15 @@ import Glibc
 public struct RulesetCommit: Sendable, Hashable {
     /// The ruleset generation the commit produced.
     public var generation: UInt32
-    /// The committing process, as the kernel names it (`NFTA_GEN_PROC_PID`/`_NAME`).
+    /// The committing process, as the kernel names it (`NFTA_GEN_PROC_PID`/`_NAME`): its pid in
+    /// the kernel's initial PID namespace, so not comparable with `getpid()` inside a container.
     public var pid: Int32
     public var process: String
     /// True when the commit created, changed or deleted anything in the watched table.
     public var touchedTable: Bool
-    /// True when this process made the commit.
+    /// The netlink port id of the socket that sent the batch (the notification's `nlmsg_pid`).
+    public var portID: UInt32 = 0
+    /// True when one of fwenforcer's own sockets sent the batch (`NetlinkMonitor.ownPortIDs`).
     public var own: Bool
 }
 
@@ -33,8 +36,12 @@ public enum MonitorEvent: Sendable, Hashable {
 /// so object messages are collected until their `NEWGEN`.
 public final class NetlinkMonitor {
     private let socket: NetlinkSocket
-    private let table: String
-    private let ownPID = getpid()
+    /// The table whose changes count as drift; the daemon moves it when `[enforce] table` changes.
+    public var table: String
+    /// Port ids of the sockets whose commits are fwenforcer's own (the backend's). Commits are
+    /// told apart by the committing socket, never by pid: the kernel reports the pid as seen from
+    /// its initial PID namespace, which differs from `getpid()` in any container.
+    public var ownPortIDs: Set<UInt32> = []
     private var touched = false
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 4)
 
@@ -87,6 +94,7 @@ public final class NetlinkMonitor {
             offset += align4(length)
             guard Int(type >> 8) == NFNL_SUBSYS_NFTABLES, length >= 20 else { continue }
             let kind = UInt32(type & 0xff)
+            let senderPort = data.u32le(at: message.startIndex + 12)
             let family = message[message.startIndex + 16]
             let attributes = Self.attributes(message.dropFirst(20))
             if kind == NFT_MSG_NEWGEN.rawValue {
@@ -94,7 +102,8 @@ public final class NetlinkMonitor {
                 let pid = attributes[UInt16(NFTA_GEN_PROC_PID.rawValue)].map { Int32(bitPattern: $0.u32be(at: $0.startIndex)) } ?? 0
                 let name = attributes[UInt16(NFTA_GEN_PROC_NAME.rawValue)].map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } ?? ""
                 events.append(.commit(RulesetCommit(generation: generation, pid: pid, process: name,
-                                                     touchedTable: touched, own: pid == ownPID)))
+                                                     touchedTable: touched, portID: senderPort,
+                                                     own: ownPortIDs.contains(senderPort) && senderPort != 0)))
                 touched = false
             } else if Self.tableObjectMessages.contains(kind), family == UInt8(NFPROTO_INET) {
                 // Every object message names its table in attribute 1 (NFTA_TABLE_NAME,

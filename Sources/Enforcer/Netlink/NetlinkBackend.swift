@@ -45,6 +45,10 @@ public final class NetlinkBackend: Backend {
     /// user namespace, as in most containers) and the capped plain options were used instead.
     var socketBufferForceRefused: Bool { socket.forceRefused }
 
+    /// The netlink port id of the socket batches are sent from: the kernel names it as the sender
+    /// of every notification about them (how the monitor recognises fwenforcer's own commits).
+    public var portID: UInt32 { socket.portID }
+
     /// Closes the netlink socket; the backend cannot be used afterwards.
     public func close() { socket.close() }
 
@@ -71,7 +75,7 @@ public final class NetlinkBackend: Backend {
         // it as the next generation.
         return ApplyReport(messages: batch.messages.count, bytes: bytes, added: counts.added, removed: counts.removed,
                            flushedChains: counts.flushedChains, retries: retries, duration: ContinuousClock.now - start,
-                           generation: generation &+ 1)
+                           generation: Generation.next(after: generation))
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
@@ -164,24 +168,29 @@ public final class NetlinkBackend: Backend {
             if attempt > 0 { usleep(useconds_t(20_000 * attempt)) }
             let before = try generation()
             lastGeneration = before
-            guard let (ruleset, interrupted) = try dumpTable(table) else {
+            guard let (snapshot, interrupted) = try dumpTable(table, generation: before) else {
                 if try generation() == before { return Snapshot(ruleset: nil, generation: before) }
                 continue
             }
-            if !interrupted, try generation() == before { return Snapshot(ruleset: ruleset, generation: before) }
+            if !interrupted, try generation() == before { return snapshot }
         }
         throw .generationChanged(expected: lastGeneration)
     }
 
-    /// Dumps one table into a `Ruleset`; nil when it does not exist. `interrupted` is true when a
-    /// dump was marked inconsistent (NLM_F_DUMP_INTR).
-    private func dumpTable(_ table: String) throws(BackendError) -> (Ruleset, interrupted: Bool)? {
+    /// Dumps one table; nil when it does not exist. What the model cannot express (another
+    /// writer's rules, chains and sets) is listed in `foreign` rather than failing the read, so the
+    /// caller can replace it and say what it removed. `interrupted` is true when a dump was marked
+    /// inconsistent (NLM_F_DUMP_INTR).
+    private func dumpTable(_ table: String, generation: UInt32) throws(BackendError) -> (Snapshot, interrupted: Bool)? {
+        let tableReplies: [ReceivedMessage]
         do throws(BackendError) {
-            _ = try exchange(TableMessages.get(table, builder))
+            tableReplies = try exchange(TableMessages.get(table, builder))
         } catch .system(_, .noSuchFileOrDirectory) {
             return nil
         }
+        let marked = tableReplies.lazy.compactMap(TableMessages.decode).first?.marked ?? false
         var interrupted = false
+        var foreign: [String] = []
 
         let chainReplies = try dump(NFT_MSG_GETCHAIN, attributes: [(UInt16(NFTA_CHAIN_TABLE.rawValue), table)], interrupted: &interrupted)
         let setReplies = try dump(NFT_MSG_GETSET, attributes: [(UInt16(NFTA_SET_TABLE.rawValue), table)], interrupted: &interrupted)
@@ -199,10 +208,14 @@ public final class NetlinkBackend: Backend {
             if !s.isInterval, Set(elements.lazy.map(\.key)).count != elements.count {
                 interrupted = true
             }
-            if s.isAnonymous {
-                anonymous[s.name] = try anonymousSet(s, elements)
-            } else {
-                named.append(try namedSet(s, elements))
+            do throws(BackendError) {
+                if s.isAnonymous {
+                    anonymous[s.name] = try anonymousSet(s, elements)
+                } else {
+                    named.append(try namedSet(s, elements))
+                }
+            } catch .unrepresentable(let what) {
+                if !s.isAnonymous { foreign.append(what) }
             }
         }
 
@@ -212,20 +225,28 @@ public final class NetlinkBackend: Backend {
             guard c.table == table else { continue }
             guard c.type == "filter", let hookNumber = c.hook, let hook = Hook(netfilterHook: hookNumber),
                   let policyCode = c.policy, let policy = Verdict(netfilterCode: Int32(bitPattern: policyCode)) else {
-                throw .unrepresentable("chain \(c.name) is not an input or output filter base chain with an accept or drop policy")
+                foreign.append("chain \(c.name) (\(c.describedType))")
+                continue
             }
             chains.append(Chain(name: c.name, hook: hook, priority: c.priority, policy: policy, rules: []))
         }
         for m in ruleReplies {
             guard let r = RuleMessages.decode(m) else { throw .protocolViolation("undecodable rule") }
             guard r.table == table else { continue }
+            let comment = r.userdata?.string(Int(NFTNL_UDATA_RULE_COMMENT.rawValue))
             guard let i = chains.firstIndex(where: { $0.name == r.chain }) else {
-                throw .unrepresentable("a rule in unknown chain \(r.chain)")
+                // A rule of a foreign chain goes with its chain.
+                continue
             }
-            chains[i].rules.append(try Delinearize.rule(r, anonymousSets: anonymous))
+            do throws(BackendError) {
+                chains[i].rules.append(try Delinearize.rule(r, anonymousSets: anonymous))
+            } catch .unrepresentable {
+                foreign.append("rule in chain \(r.chain): \(ForeignRuleText.describe(r.expressions, comment: comment))")
+            }
         }
         chains.sort(by: Chain.kernelOrder)
-        return (Ruleset(tableName: table, sets: named, chains: chains), interrupted)
+        let ruleset = Ruleset(tableName: table, sets: named, chains: chains)
+        return (Snapshot(ruleset: ruleset, generation: generation, marked: marked, foreign: foreign), interrupted)
     }
 
     /// One dump of the table's rules (no sets, no elements): cheap whatever the number of peers.

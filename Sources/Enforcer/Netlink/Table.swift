@@ -13,15 +13,38 @@ final class NftnlTable {
 
     func set(_ attribute: nftnl_table_attr, _ value: String) { _ = nftnl_table_set_str(pointer, UInt16(attribute.rawValue), value) }
     func set(_ attribute: nftnl_table_attr, _ value: UInt32) { nftnl_table_set_u32(pointer, UInt16(attribute.rawValue), value) }
+    func set(_ attribute: nftnl_table_attr, _ value: [UInt8]) {
+        _ = value.withUnsafeBytes { nftnl_table_set_data(pointer, UInt16(attribute.rawValue), $0.baseAddress, UInt32($0.count)) }
+    }
+
+    var userdata: Userdata? {
+        guard nftnl_table_is_set(pointer, UInt16(NFTNL_TABLE_USERDATA.rawValue)) else { return nil }
+        var length: UInt32 = 0
+        guard let p = nftnl_table_get_data(pointer, UInt16(NFTNL_TABLE_USERDATA.rawValue), &length) else { return nil }
+        return Userdata(Array(UnsafeRawBufferPointer(start: p, count: Int(length))))
+    }
+}
+
+/// A table as the kernel answers GETTABLE.
+struct DumpedTable {
+    var name: String
+    var comment: String?
+
+    /// Carries fwenforcer's ownership mark.
+    var marked: Bool { comment == TableMarker.comment }
 }
 
 /// NEWTABLE / DELTABLE / GETTABLE for fwenforcer's inet table.
 enum TableMessages {
-    /// `add table inet NAME` (nft sends flags 0 explicitly).
+    /// `add table inet NAME { comment "managed by fwenforcerd: ..." }` (nft sends flags 0
+    /// explicitly): the comment is fwenforcer's ownership mark (`TableMarker`).
     static func add(_ name: String, _ b: MessageBuilder) -> [UInt8] {
         let t = NftnlTable()
         t.set(NFTNL_TABLE_NAME, name)
         t.set(NFTNL_TABLE_FLAGS, UInt32(0))
+        var u = Userdata()
+        u.putString(Int(NFTNL_UDATA_TABLE_COMMENT.rawValue), TableMarker.comment)
+        t.set(NFTNL_TABLE_USERDATA, u.bytes)
         return b.build(NFT_MSG_NEWTABLE, flags: RequestFlags.create) { nftnl_table_nlmsg_build_payload($0, t.pointer) }
     }
 
@@ -37,5 +60,18 @@ enum TableMessages {
         let t = NftnlTable()
         t.set(NFTNL_TABLE_NAME, name)
         return b.build(NFT_MSG_GETTABLE, flags: NLM_F_REQUEST) { nftnl_table_nlmsg_build_payload($0, t.pointer) }
+    }
+}
+
+extension TableMessages {
+    /// Decodes a NEWTABLE reply; nil when it does not parse.
+    static func decode(_ m: ReceivedMessage) -> DumpedTable? {
+        let t = NftnlTable()
+        let ok = m.bytes.withUnsafeBytes { raw in
+            nftnl_table_nlmsg_parse(raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self), t.pointer) >= 0
+        }
+        guard ok, nftnl_table_is_set(t.pointer, UInt16(NFTNL_TABLE_NAME.rawValue)) else { return nil }
+        let name = String(cString: nftnl_table_get_str(t.pointer, UInt16(NFTNL_TABLE_NAME.rawValue)))
+        return DumpedTable(name: name, comment: t.userdata?.string(Int(NFTNL_UDATA_TABLE_COMMENT.rawValue)))
     }
 }

@@ -32,56 +32,35 @@ public struct ProvisionalApply {
         self.startWaiter = startWaiter
     }
 
+    /// Applies `plan` through the reconcile engine. Before each batch is sent (compare-and-swap
+    /// may make it plan again), the record is written with what the kernel held: that is what the
+    /// rollback restores. Objects fwenforcer did not write are replaced like in any pass, and do
+    /// not come back with a rollback.
     public func apply(_ plan: Ruleset, configPath: String, configSHA256: String, window: Duration) throws -> Result {
         if let existing = try file.read(), existing.state == .pending, existing.ownerIsAlive {
             throw Refusal(description: "a provisional change is already pending (\(existing.owner.rawValue), pid \(existing.pid), config sha256 \(existing.configSHA256.prefix(12)), until \(ISO8601Format.string(existing.deadline))): confirm it with `fwenforcerd confirm` or let it roll back first")
         }
-        var snapshot = try read(plan.tableName)
-        var tx = Diff.transaction(from: snapshot.ruleset, to: plan, generation: snapshot.generation)
-        if tx.operations.isEmpty { return .unchanged }
-
-        let waiter = try startWaiter()
-        var record = PendingConfirmation(pid: waiter, owner: .apply, table: plan.tableName, deadline: PendingConfirmation.deadline(after: window),
-                                         configPath: configPath, configSHA256: configSHA256,
-                                         applied: Reconciler.describe(tx).joined(separator: ", "), previous: snapshot.ruleset)
+        let reconciler = Reconciler(backend: backend, table: plan.tableName)
+        var waiter: pid_t?
+        var record: PendingConfirmation?
+        let outcome: Reconciler.Outcome
         do {
-            try file.write(record)
+            outcome = try reconciler.reconcile(to: plan) { pass in
+                let pid = try waiter ?? startWaiter()
+                waiter = pid
+                let r = PendingConfirmation(pid: pid, owner: .apply, table: plan.tableName,
+                                            deadline: record?.deadline ?? PendingConfirmation.deadline(after: window),
+                                            configPath: configPath, configSHA256: configSHA256,
+                                            applied: Reconciler.describe(pass.transaction).joined(separator: ", "), previous: pass.previous)
+                try file.write(r)
+                record = r
+            }
         } catch {
-            kill(waiter, SIGUSR2)
+            if let waiter { cancel(waiter) }
             throw error
         }
-        var restarts = 0
-        while true {
-            do {
-                let report = try backend.apply(tx)
-                return .provisional(record, Reconciler.Outcome(basis: .kernel, transaction: tx, apply: report, restarts: restarts))
-            } catch .generationChanged where restarts < 2 {
-                // Another writer committed after the read: what comes back must be what it left.
-                restarts += 1
-                do {
-                    snapshot = try read(plan.tableName)
-                    tx = Diff.transaction(from: snapshot.ruleset, to: plan, generation: snapshot.generation)
-                    record.previous = snapshot.ruleset
-                    record.applied = Reconciler.describe(tx).joined(separator: ", ")
-                    try file.write(record)
-                } catch {
-                    cancel(waiter)
-                    throw error
-                }
-            } catch {
-                cancel(waiter)
-                throw error
-            }
-        }
-    }
-
-    /// The table as the kernel holds it; one the model cannot express could not be restored exactly.
-    private func read(_ table: String) throws -> Snapshot {
-        do {
-            return try backend.read(table: table)
-        } catch .unrepresentable(let what) {
-            throw Refusal(description: "table inet \(table) holds what fwenforcer cannot restore exactly (\(what)); a provisional apply needs a table it can put back. Apply without --confirm-within, or delete the table first")
-        }
+        guard let record, outcome.changed else { return .unchanged }
+        return .provisional(record, outcome)
     }
 
     /// Nothing was changed: the waiter has nothing to undo.

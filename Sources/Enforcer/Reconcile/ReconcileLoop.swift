@@ -44,6 +44,32 @@ public struct DaemonOptions: Sendable {
     public init(configPath: String) { self.configPath = configPath }
 }
 
+/// Why a pass runs: named in its log line, and deciding what the pass may do (a provisional
+/// window opens only for an operator's change, the backstop stays quiet when nothing changed).
+public enum ReconcileReason: Sendable, Hashable, CustomStringConvertible {
+    case start
+    case configChanged
+    case addressesChanged
+    case sighup
+    case backstop
+    case driftRepair
+    case retry
+    case rollback
+
+    public var description: String {
+        switch self {
+        case .start: "start"
+        case .configChanged: "config changed"
+        case .addressesChanged: "interface addresses changed"
+        case .sighup: "SIGHUP"
+        case .backstop: "backstop"
+        case .driftRepair: "drift repair"
+        case .retry: "retry"
+        case .rollback: "rollback"
+        }
+    }
+}
+
 /// The daemon: keeps the kernel equal to the plan of the current config.
 ///
 /// Everything runs on one thread in one `EventLoop`: config file events (debounced), nftables
@@ -53,7 +79,8 @@ public struct DaemonOptions: Sendable {
 public final class ReconcileLoop {
     let options: DaemonOptions
     let loop: EventLoop
-    let reconciler: Reconciler
+    /// Replaced when `[enforce] table` changes: the new one deletes the old table in its first batch.
+    private(set) var reconciler: Reconciler
     let monitor: NetlinkMonitor?
     /// Interface address changes, for `roles = "auto"` (nil when the host's addresses are fixed by options).
     let addressMonitor: AddressMonitor?
@@ -78,6 +105,11 @@ public final class ReconcileLoop {
     private var configHash: String?
     /// The last config said `roles = "auto"`: interface address changes re-plan.
     private var autoRoles = false
+    /// Why the fail-closed baseline stands in for a plan; nil while a plan is enforced (or nothing,
+    /// with `[enforce] unresolved = "open"`).
+    public private(set) var baselineReason: String?
+    /// The state file of the run before this one says it left the baseline in the kernel.
+    private let earlierRunLeftBaseline: Bool
     private var appliedAt: Date?
     private var lastError: EnforcedState.Failure?
     /// Reconciles, config reads and their timings, for the metrics file.
@@ -122,7 +154,31 @@ public final class ReconcileLoop {
         self.pendingFile = PendingFile(path: options.pendingPath)
         // A refusal outlives a restart: otherwise restarting the daemon would enforce, unconfirmed,
         // the config that was just rolled back.
-        self.refusedHash = (try? stateFile.read())?.refusedConfigSHA256
+        let state = try? stateFile.read()
+        self.refusedHash = state?.refusedConfigSHA256
+        self.earlierRunLeftBaseline = state?.baseline != nil
+        // A table managed under another name before the restart is deleted with the first batch.
+        if let old = state?.table, old != table { reconciler.retire([old]) }
+        wireReconciler()
+    }
+
+    /// Lets the reconciler read the monitor's news itself (an ERESTART caused by a commit to
+    /// another table is then retried without reading this one).
+    private func wireReconciler() {
+        guard let monitor else { return }
+        reconciler.pendingCommits = { (try? monitor.drain()) ?? [] }
+    }
+
+    /// `[enforce] table` changed: fwenforcer's table takes the new name, and the old (marked)
+    /// table is deleted in the same batch that creates the new one.
+    private func switchTable(to name: String) {
+        let old = reconciler.table
+        let next = Reconciler(backend: reconciler.backend, table: name)
+        next.retire([old] + reconciler.retiring)
+        reconciler = next
+        monitor?.table = name
+        wireReconciler()
+        logger.notice("[enforce] table is now \(name): table inet \(old) is deleted in the batch that creates table inet \(name)")
     }
 
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
@@ -139,19 +195,19 @@ public final class ReconcileLoop {
         if let addressMonitor {
             _ = try loop.watchReadable(FileDescriptor(rawValue: addressMonitor.fileDescriptor)) { [unowned self] in
                 // Drained always; acted on only when the roles follow the addresses.
-                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: "interface addresses changed") }
+                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
             }
         }
         watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
                                     maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
-            self.reload(force: false, reason: "config changed")
+            self.reload(force: false, reason: .configChanged)
         }
         audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
                                   logger: logger)
         retryTimer = try loop.makeTimer { [unowned self] in self.retry() }
         backstopTimer = try loop.makeTimer { [unowned self] in
             self.reconciler.noteForeignChange()
-            self.reload(force: true, reason: "backstop")
+            self.reload(force: true, reason: .backstop)
         }
         backstopTimer?.schedule(after: options.backstop, repeating: options.backstop)
         if metricsFile != nil, options.metricsInterval > .zero {
@@ -165,7 +221,7 @@ public final class ReconcileLoop {
             logger.warning("watchdog ping failed: \(error)")
         }
 
-        reload(force: true, reason: "start")
+        reload(force: true, reason: .start)
         notify { try $0.ready(status: self.statusLine()) }
         defer { shutdown() }
         try loop.run()
@@ -184,7 +240,7 @@ public final class ReconcileLoop {
         case SIGHUP:
             notify { try $0.reloading(status: "reloading") }
             reconciler.noteForeignChange()
-            reload(force: true, reason: "SIGHUP")
+            reload(force: true, reason: .sighup)
             notify { try $0.ready(status: self.statusLine()) }
         case SIGUSR1:
             confirm()
@@ -228,14 +284,14 @@ public final class ReconcileLoop {
         }
         guard !drift.isEmpty, let desired else { return }
         logger.warning("drift: table \(reconciler.table) changed by \(Set(drift).sorted().joined(separator: ", ")); restoring the plan")
-        enforce(desired, reason: "drift repair")
+        enforce(desired, reason: .driftRepair)
     }
 
     // MARK: - reconcile
 
     /// Reads the config (unless its content is unchanged and `force` is false), and enforces its
     /// plan. An invalid config changes nothing: the last good ruleset stays.
-    func reload(force: Bool, reason: String) {
+    func reload(force: Bool, reason: ReconcileReason) {
         reloadConfig(force: force, reason: reason)
         // Parsing a config of 100,000 peers peaks at several times the memory its plan needs;
         // glibc keeps freed memory mapped unless asked, which left the idle daemon at its peak RSS
@@ -243,8 +299,11 @@ public final class ReconcileLoop {
         releaseFreedMemory()
     }
 
-    private func reloadConfig(force: Bool, reason: String) {
+    private func reloadConfig(force: Bool, reason: ReconcileReason) {
         let path = options.configPath
+        // What the baseline can use if this read fails: the parts of the file that parse.
+        var salvage = Baseline.Inputs()
+        var readHash: String?
         do {
             if options.requireSecureConfig {
                 for warning in try ConfigFileSecurity.check(FilePath(path)) where loggedDirectoryWarnings.insert("\(warning)").inserted {
@@ -256,33 +315,49 @@ public final class ReconcileLoop {
                                  message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
             }
             let hash = SHA256.hex(of: data)
+            readHash = hash
             if !force && hash == configHash && desired != nil { return }
+            let text = String(decoding: data, as: UTF8.self)
             if let refused = refusedHash {
                 if hash == refused {
-                    if force && reason != "backstop" {
+                    if force && reason != .backstop {
                         logger.info("config \(path) (sha256 \(hash.prefix(12))) stays refused: it was rolled back for want of a confirmation; change the file to try again")
                     }
-                    // The backstop still checks the kernel against what is enforced.
-                    if force, let desired { enforce(desired, reason: reason) }
+                    if let desired {
+                        // The backstop still checks the kernel against what is enforced.
+                        if force { enforce(desired, reason: reason) }
+                    } else {
+                        failClosed(.salvage(text: text, file: path), hash: hash,
+                                   because: "config sha256 \(hash.prefix(12)) is refused (rolled back for want of a confirmation)", reason: reason)
+                    }
                     return
                 }
                 refusedHash = nil
             }
-            let config = try Config.parse(text: String(decoding: data, as: UTF8.self), file: path)
+            let config: Config
+            do {
+                config = try Config.parse(text: text, file: path)
+            } catch {
+                salvage = .salvage(text: text, file: path)
+                throw error
+            }
+            salvage = Baseline.Inputs(config)
             autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
-            guard config.enforce.table == reconciler.table else {
-                throw InputError(file: path, line: nil, key: "enforce.table",
-                                 message: "changing the table from \(reconciler.table) to \(config.enforce.table) needs a restart of the daemon")
-            }
+            if config.enforce.table != reconciler.table { switchTable(to: config.enforce.table) }
             let roles = try config.resolveRoles(hostAddresses: options.hostAddresses ?? localInterfaceAddresses())
             let plan = Compiler.compile(config: config, roles: roles)
-            if hash != configHash {
+            if hash != configHash || baselineReason != nil {
                 logger.info("config \(path) (sha256 \(hash.prefix(12))): roles \(roles.joined(separator: ", "))")
             }
-            if let window = options.confirmWithin, reason != "start" {
+            if let window = options.confirmWithin, reason != .start, baselineReason == nil {
                 beginProvisional(plan.ruleset, hash: hash, window: window)
             }
+            if let why = baselineReason {
+                logger.notice("a valid plan exists: it replaces the fail-closed baseline (\(why))")
+            }
+            baselineReason = nil
+            metrics.baselineActive = false
             configHash = hash
             metrics.recordConfig(sha256: hash)
             // Before the apply: the audit rule's packets need their listener bound.
@@ -290,29 +365,76 @@ public final class ReconcileLoop {
             desired = plan.ruleset
             enforce(plan.ruleset, reason: reason)
         } catch {
-            let kept = desired == nil ? "nothing is enforced yet" : "the last good ruleset stays enforced"
-            logger.error("config rejected (\(reason)): \(error); \(kept)")
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
             metrics.configRejections += 1
+            if desired == nil || baselineReason != nil {
+                // Nothing valid has been enforced yet: fail closed.
+                logger.error("config rejected (\(reason)): \(error)")
+                failClosed(salvage, hash: readHash, because: "\(error)", reason: reason)
+                return
+            }
+            logger.error("config rejected (\(reason)): \(error); the last good ruleset stays enforced")
             writeState()
             writeMetrics()
             notify { try $0.status("config rejected: \(error)") }
         }
     }
 
+    /// No valid plan exists. At start, a table an earlier run of fwenforcer left in the kernel
+    /// (marked, holding only what fwenforcer writes, not the baseline) stays: it is the last good
+    /// ruleset, and replacing it with the baseline would cut every allowed flow of a host whose
+    /// daemon merely restarted. Otherwise the baseline is enforced.
+    private func failClosed(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
+        if desired == nil, !earlierRunLeftBaseline, inputs.table == reconciler.table,
+           let snapshot = try? reconciler.backend.read(table: reconciler.table), let kept = snapshot.ruleset,
+           snapshot.marked, snapshot.foreign.isEmpty, !kept.chains.isEmpty {
+            logger.warning("no valid plan (\(why)); table inet \(reconciler.table) as an earlier run of fwenforcer left it stays enforced")
+            configHash = hash
+            desired = kept
+            enforce(kept, reason: reason)
+            return
+        }
+        enforceBaseline(inputs, hash: hash, because: why, reason: reason)
+    }
+
+    /// No valid plan exists: enforces the fail-closed baseline (`Baseline`), unless the config
+    /// opted out with `[enforce] unresolved = "open"`. A later valid plan replaces it in one batch.
+    private func enforceBaseline(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
+        guard inputs.enforce.unresolved == .baseline else {
+            logger.warning("no valid plan, and [enforce] unresolved = \"open\": nothing is enforced until there is one")
+            writeState()
+            writeMetrics()
+            notify { try $0.status("no valid plan; nothing enforced ([enforce] unresolved = open): \(why)") }
+            return
+        }
+        if inputs.table != reconciler.table { switchTable(to: inputs.table) }
+        let ruleset = Baseline.ruleset(inputs)
+        if baselineReason == nil || desired != ruleset {
+            let passing = "loopback, IPv6 essentials, replies"
+                + (inputs.adminSSH.isEmpty ? "" : ", administrators' SSH from \(inputs.adminSSH.count) admin_ssh entr\(inputs.adminSSH.count == 1 ? "y" : "ies")")
+                + (inputs.enforce.dhcpClient ? ", the DHCP client" : "")
+            logger.warning("fail-closed baseline enforced (no valid plan: \(why)): policy drop both ways; only \(passing) pass")
+        }
+        baselineReason = why
+        metrics.baselineActive = true
+        configHash = hash
+        desired = ruleset
+        enforce(ruleset, reason: reason)
+    }
+
     @discardableResult
-    func enforce(_ ruleset: Ruleset, reason: String) -> Reconciler.Outcome? {
+    func enforce(_ ruleset: Ruleset, reason: ReconcileReason) -> Reconciler.Outcome? {
         // Take the monitor's news first, so the pass knows the current generation.
         if monitor != nil { drainQuietly() }
         let start = ContinuousClock.now
         do {
             let outcome = try reconciler.reconcile(to: ruleset)
             metrics.recordReconcile(ok: true, duration: ContinuousClock.now - start, messages: outcome.apply?.messages ?? 0,
-                                    driftRepair: reason == "drift repair", at: Date())
+                                    driftRepair: reason == .driftRepair, at: Date())
             if outcome.changed {
                 appliedAt = Date()
                 logger.notice("reconcile (\(reason)): \(outcome.summary)")
-            } else if reason != "backstop" {
+            } else if reason != .backstop {
                 logger.info("reconcile (\(reason)): \(outcome.summary)")
             }
             lastError = nil
@@ -325,7 +447,15 @@ public final class ReconcileLoop {
         } catch {
             metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
-            logger.error("reconcile (\(reason)) failed, the previous ruleset stays whole: \(error); retrying in \(retryDelay) with a full replace")
+            let next: String
+            if case BackendError.notOwned = error {
+                next = "nothing was changed; retrying in \(retryDelay)"
+            } else if reconciler.knowledge == .mustReplace {
+                next = "the previous ruleset stays whole; retrying in \(retryDelay) with a full replace"
+            } else {
+                next = "retrying in \(retryDelay) after reading the table"
+            }
+            logger.error("reconcile (\(reason)) failed: \(error); \(next)")
             retryTimer?.schedule(after: retryDelay)
             retryDelay = min(retryDelay * 2, .seconds(30))
             writeState()
@@ -337,7 +467,7 @@ public final class ReconcileLoop {
 
     private func retry() {
         guard let desired else { return }
-        enforce(desired, reason: "retry")
+        enforce(desired, reason: .retry)
     }
 
     /// Applies pending monitor events to the reconciler without acting on drift (the pass that
@@ -346,8 +476,7 @@ public final class ReconcileLoop {
         guard let monitor, let events = try? monitor.drain() else { return }
         for event in events {
             switch event {
-            case .commit(let c): reconciler.note(c)
-            case .overflow: reconciler.noteForeignChange()
+            default: reconciler.note(event)
             }
         }
     }
@@ -436,7 +565,8 @@ public final class ReconcileLoop {
         configHash = p.previousHash
         desired = p.previous
         if let previous = p.previous {
-            let outcome = enforce(previous, reason: "rollback")
+            if previous.tableName != reconciler.table { switchTable(to: previous.tableName) }
+            let outcome = enforce(previous, reason: .rollback)
             record.state = outcome == nil ? .rollbackFailed : .rolledBack
             record.outcome = outcome?.summary ?? lastError?.message
         } else {
@@ -459,6 +589,9 @@ public final class ReconcileLoop {
     // MARK: - state
 
     func statusLine() -> String {
+        if let why = baselineReason {
+            return "fail-closed baseline enforced (no valid plan: \(why))"
+        }
         guard let desired else {
             if let r = refusedHash { return "no table enforced; refused config sha256 \(r.prefix(12)) (rolled back)" }
             return "no valid config yet: \(lastError?.message ?? "")"
@@ -477,7 +610,8 @@ public final class ReconcileLoop {
         let state = EnforcedState(configPath: options.configPath, configSHA256: configHash ?? "",
                                   appliedAt: appliedAt, generation: reconciler.generation ?? 0,
                                   lastError: lastError, setElementCounts: counts,
-                                  confirmBy: provisional?.record.deadline, refusedConfigSHA256: refusedHash)
+                                  confirmBy: provisional?.record.deadline, refusedConfigSHA256: refusedHash,
+                                  table: reconciler.table, baseline: baselineReason)
         do {
             try stateFile.write(state)
         } catch {

@@ -1,26 +1,57 @@
 import Foundation
 
-/// Keeps fwenforcer's table equal to the desired ruleset with the smallest atomic transactions.
+/// The one engine that brings fwenforcer's table to a desired ruleset: the daemon, `apply`, a
+/// provisional apply, its rollback and `--remove-on-exit` all go through it.
+///
+/// What it knows about the kernel is one value, `Knowledge`, and every pass decides its basis from
+/// that value alone:
+/// - `.model(R, G)`: the kernel holds R at generation G (fwenforcer committed it, and the monitor
+///   saw nobody touch the table since). The pass diffs against R, checked against G.
+/// - `.unknown`: the pass reads the table and diffs against what it holds.
+/// - `.mustReplace`: the last transaction was refused; the pass reads the table (for the
+///   generation, and to see it is still fwenforcer's) and rebuilds it whole.
+///
+/// Whatever the basis, a read that finds objects fwenforcer did not write (a rule inserted by hand,
+/// a chain on another hook) replaces the whole table in the same pass, and a table fwenforcer did
+/// not create is refused (`TableClaim`). Every batch carries the generation it was computed from
+/// (compare-and-swap), never 0.
 ///
 /// The kernel is not read on every pass: dumping interval sets is slow (super-linear in the kernel),
-/// so the reconciler diffs against the model of what it last committed, and reads the table only
-/// when that model may be wrong: at start, after a failure, or when someone else changed the
-/// ruleset (`noteForeignChange`). A failed transaction makes the next pass a full, still atomic,
-/// replace of the table.
+/// so the model stands in for the kernel while nothing contradicts it.
 public final class Reconciler {
     public let backend: any Backend
     public let table: String
 
-    /// The ruleset fwenforcer last committed, believed to be what the kernel holds.
-    public private(set) var model: Ruleset?
-    /// The ruleset generation the model was committed at, when known; carried on incremental
-    /// batches so that a foreign commit in between fails them (compare-and-swap) instead of being
-    /// silently built upon.
-    public private(set) var generation: UInt32?
-    /// The kernel may differ from `model`: read before diffing.
-    public private(set) var needsRead = true
-    /// The last transaction failed: rebuild the table whole.
-    public private(set) var needsFullReplace = false
+    /// What the reconciler knows about the kernel's table.
+    public enum Knowledge: Sendable, Hashable {
+        /// Read before diffing.
+        case unknown
+        /// The kernel holds this ruleset (nil: no table) at this generation.
+        case model(Ruleset?, generation: UInt32)
+        /// Read, then rebuild the table whole (the last transaction was refused).
+        case mustReplace
+    }
+
+    public private(set) var knowledge: Knowledge = .unknown
+    /// The ruleset fwenforcer last committed, when it is still believed to be what the kernel holds.
+    public var model: Ruleset? {
+        if case .model(let r, _) = knowledge { return r }
+        return nil
+    }
+    /// The generation of the model, when the model is known; carried on incremental batches so a
+    /// foreign commit in between fails them instead of being silently built upon.
+    public var generation: UInt32? {
+        if case .model(_, let g) = knowledge { return g }
+        return nil
+    }
+    /// The ruleset of the last successful pass: what a drift repair restores.
+    public private(set) var enforced: Ruleset?
+    /// Tables fwenforcer created under earlier names (`[enforce] table` changed): each is deleted,
+    /// if it still carries fwenforcer's mark, in the batch of the next pass.
+    public private(set) var retiring: [String] = []
+    /// The commits the caller's nftables monitor saw since it last asked (the daemon); lets an
+    /// ERESTART caused by a commit to another table be retried without reading this one.
+    public var pendingCommits: (() -> [MonitorEvent])?
 
     public init(backend: any Backend, table: String) {
         self.backend = backend
@@ -37,6 +68,20 @@ public final class Reconciler {
         case replace
     }
 
+    /// What a pass will send, and what it found: handed to a caller's hook before it is sent.
+    public struct PlannedPass: Sendable {
+        public var basis: Basis
+        public var transaction: Transaction
+        /// What the table held before this pass (nil: no table): for a read, its representable
+        /// part; for a model pass, the model.
+        public var previous: Ruleset?
+        /// Objects fwenforcer did not write that this pass removes, in nft words.
+        public var foreign: [String]
+        /// Why an unmarked table is taken over (it was empty, or an earlier fwenforcer's).
+        public var adopted: String?
+        var generation: UInt32
+    }
+
     /// What a pass did, for its one log line.
     public struct Outcome: Sendable {
         public var basis: Basis
@@ -44,6 +89,19 @@ public final class Reconciler {
         public var apply: ApplyReport?
         /// Compare-and-swap restarts taken.
         public var restarts: Int
+        /// Objects fwenforcer did not write that the pass removed, in nft words.
+        public var foreign: [String] = []
+        public var adopted: String?
+
+        public init(basis: Basis, transaction: Transaction, apply: ApplyReport?, restarts: Int,
+                    foreign: [String] = [], adopted: String? = nil) {
+            self.basis = basis
+            self.transaction = transaction
+            self.apply = apply
+            self.restarts = restarts
+            self.foreign = foreign
+            self.adopted = adopted
+        }
 
         public var changed: Bool { apply != nil }
 
@@ -52,6 +110,12 @@ public final class Reconciler {
             guard let apply else { return "no change (\(basis == .model ? "model" : "kernel") already as planned)" }
             var parts = Reconciler.describe(transaction)
             if basis == .replace { parts.insert("full replace", at: 0) }
+            if let adopted { parts.insert("\(adopted): re-created with fwenforcer's mark", at: 0) }
+            for t in transaction.retiredTables { parts.insert("table inet \(t) (the earlier [enforce] table) deleted", at: 0) }
+            if !foreign.isEmpty {
+                let shown = foreign.prefix(5).joined(separator: "; ") + (foreign.count > 5 ? "; and \(foreign.count - 5) more" : "")
+                parts.insert("removed \(foreign.count) object\(foreign.count == 1 ? "" : "s") fwenforcer did not write: \(shown)", at: 0)
+            }
             parts.append("\(apply.messages) netlink message\(apply.messages == 1 ? "" : "s")")
             parts.append(String(format: "%.2f ms", apply.milliseconds))
             if restarts > 0 { parts.append("\(restarts) compare-and-swap restart\(restarts == 1 ? "" : "s")") }
@@ -59,95 +123,195 @@ public final class Reconciler {
         }
     }
 
-    /// Brings the kernel to `desired`. Throws when the kernel rejects the change; the kernel then
-    /// still holds the previous ruleset whole, and the next pass replaces the table.
+    /// Brings the kernel to `desired`. Throws when the kernel rejects the change (it then still
+    /// holds the previous ruleset whole, and the next pass replaces the table), when the table is
+    /// not fwenforcer's (`.notOwned`: nothing was sent), or when compare-and-swap lost `attempts`
+    /// times in a row.
     @discardableResult
     public func reconcile(to desired: Ruleset, attempts: Int = 3) throws(BackendError) -> Outcome {
+        do {
+            return try run(desired, attempts: attempts) { _ in }
+        } catch let error as BackendError {
+            throw error
+        } catch {
+            preconditionFailure("only a hook throws other errors: \(error)")
+        }
+    }
+
+    /// The same pass with a hook that sees each planned batch before it is sent (a provisional
+    /// apply records what a rollback restores there); an error from the hook sends nothing.
+    @discardableResult
+    public func reconcile(to desired: Ruleset, attempts: Int = 3, beforeSending: (PlannedPass) throws -> Void) throws -> Outcome {
+        try run(desired, attempts: attempts, beforeSending: beforeSending)
+    }
+
+    private func run(_ desired: Ruleset, attempts: Int, beforeSending: (PlannedPass) throws -> Void) throws -> Outcome {
         precondition(desired.tableName == table)
         var restarts = 0
         while true {
-            let basis: Basis
-            let tx: Transaction
-            if needsFullReplace {
-                basis = .replace
-                tx = Diff.replacement(desired)
-            } else if needsRead || model == nil {
-                let snapshot = try readOrReplace()
-                basis = .kernel
-                tx = Diff.transaction(from: snapshot.ruleset, to: desired, generation: snapshot.generation)
-            } else {
-                basis = .model
-                tx = Diff.transaction(from: model, to: desired, generation: generation)
+            let pass = try plan(desired)
+            if pass.transaction.isEmpty {
+                knowledge = .model(desired, generation: pass.generation)
+                enforced = desired
+                return Outcome(basis: pass.basis, transaction: pass.transaction, apply: nil, restarts: restarts)
             }
-            if tx.operations.isEmpty {
-                model = desired
-                needsRead = false
-                return Outcome(basis: basis, transaction: tx, apply: nil, restarts: restarts)
-            }
+            try beforeSending(pass)
             do {
-                let report = try backend.apply(tx)
-                model = desired
-                needsRead = false
-                needsFullReplace = false
-                // The generation our commit produced (compare-and-swap put it exactly one after the
-                // one it was checked against); the monitor's NEWGEN event confirms it.
-                generation = report.generation ?? tx.generation.map { $0 &+ 1 }
-                return Outcome(basis: basis, transaction: tx, apply: report, restarts: restarts)
+                let report = try backend.apply(pass.transaction)
+                knowledge = .model(desired, generation: report.generation ?? Generation.next(after: pass.generation))
+                enforced = desired
+                retiring = []
+                return Outcome(basis: pass.basis, transaction: pass.transaction, apply: report, restarts: restarts,
+                               foreign: pass.foreign, adopted: pass.adopted)
             } catch .generationChanged(let gen) {
-                needsRead = true
                 restarts += 1
-                if restarts >= attempts { throw .generationChanged(expected: gen) }
+                afterRestart()
+                if restarts >= attempts { throw BackendError.generationChanged(expected: gen) }
+            } catch .outcomeUnknown(let what) {
+                // The batch may or may not have been committed: the next pass reads the table and
+                // diffs against what it finds (nothing to send when it was), instead of rebuilding.
+                if knowledge != .mustReplace { knowledge = .unknown }
+                throw BackendError.outcomeUnknown(what)
             } catch {
-                needsFullReplace = true
-                needsRead = true
+                knowledge = .mustReplace
                 throw error
             }
         }
     }
 
-    /// Reads the table; a table the model cannot express (written by someone else) is read as
-    /// absent, so the diff rebuilds it.
-    private func readOrReplace() throws(BackendError) -> Snapshot {
-        do {
-            return try backend.read(table: table)
-        } catch .unrepresentable {
-            needsFullReplace = true
-            return Snapshot(ruleset: nil, generation: 0)
+    /// Decides one pass's basis from `knowledge`, reading the kernel when the model is not enough.
+    private func plan(_ desired: Ruleset) throws(BackendError) -> PlannedPass {
+        if case .model(let live, let g) = knowledge, retiring.isEmpty {
+            return PlannedPass(basis: .model, transaction: Diff.transaction(from: live, to: desired, generation: g),
+                               previous: live, foreign: [], adopted: nil, generation: g)
+        }
+        let (snapshot, retired) = try readConsistently()
+        var pass: PlannedPass
+        switch TableClaim(snapshot, table: table) {
+        case .refused(let why):
+            throw .notOwned(why)
+        case .adoptable(let why):
+            pass = replacement(desired, snapshot, foreign: snapshot.foreign)
+            pass.adopted = why
+        case .absent:
+            pass = PlannedPass(basis: .kernel, transaction: Diff.transaction(from: nil, to: desired, generation: snapshot.generation),
+                               previous: nil, foreign: [], adopted: nil, generation: snapshot.generation)
+        case .owned:
+            let diff = Diff.transaction(from: snapshot.ruleset, to: desired, generation: snapshot.generation)
+            if !snapshot.foreign.isEmpty || (knowledge == .mustReplace && !diff.isEmpty) {
+                pass = replacement(desired, snapshot, foreign: snapshot.foreign + Diff.unplanned(snapshot.ruleset, written: enforced, desired: desired))
+            } else {
+                pass = PlannedPass(basis: .kernel, transaction: diff, previous: snapshot.ruleset,
+                                   foreign: Diff.unplanned(snapshot.ruleset, written: enforced, desired: desired), adopted: nil,
+                                   generation: snapshot.generation)
+            }
+        }
+        pass.transaction.retiredTables = retired
+        return pass
+    }
+
+    private func replacement(_ desired: Ruleset, _ snapshot: Snapshot, foreign: [String]) -> PlannedPass {
+        PlannedPass(basis: .replace, transaction: Diff.replacement(desired, existing: snapshot.ruleset != nil, generation: snapshot.generation),
+                    previous: snapshot.ruleset, foreign: foreign, adopted: nil, generation: snapshot.generation)
+    }
+
+    /// Reads the table and the retiring tables at one generation. A retiring table that is gone,
+    /// or that does not carry fwenforcer's mark (someone else's now), is dropped from the list.
+    private func readConsistently() throws(BackendError) -> (Snapshot, retired: [String]) {
+        var last: UInt32 = 0
+        for _ in 0..<3 {
+            let snapshot = try backend.read(table: table)
+            last = snapshot.generation
+            guard !retiring.isEmpty else { return (snapshot, []) }
+            var retired: [String] = []
+            var consistent = true
+            for name in retiring where name != table {
+                let old = try backend.read(table: name)
+                if old.generation != snapshot.generation { consistent = false; break }
+                if old.ruleset != nil, case .owned = TableClaim(old, table: name) { retired.append(name) }
+            }
+            if consistent {
+                retiring = retired
+                return (snapshot, retired)
+            }
+        }
+        throw .generationChanged(expected: last)
+    }
+
+    /// After an ERESTART: when the caller's monitor shows that every commit since the model's
+    /// generation left this table alone, the model stands at the newer generation and the pass is
+    /// retried without a read; otherwise the table is read.
+    private func afterRestart() {
+        guard case .model(_, let before) = knowledge else { return }
+        guard let pendingCommits else {
+            knowledge = .unknown
+            return
+        }
+        for event in pendingCommits() { note(event) }
+        if generation == before { knowledge = .unknown }
+    }
+
+    /// One event from the caller's monitor.
+    public func note(_ event: MonitorEvent) {
+        switch event {
+        case .commit(let c): note(c)
+        case .overflow: noteForeignChange()
         }
     }
 
     /// A commit the monitor saw. Ours, and other writers' commits to other tables, only move the
-    /// generation on; another writer's change to our table means the kernel must be read again.
+    /// model's generation on; another writer's change to our table means the kernel must be read
+    /// again. A commit at or before the model's generation is already part of it.
     public func note(_ commit: RulesetCommit) {
-        if !commit.own && commit.touchedTable {
-            noteForeignChange()
-        } else if !needsRead {
-            generation = commit.generation
+        guard case .model(let r, let g) = knowledge else { return }
+        if Int32(bitPattern: commit.generation &- g) <= 0 { return }
+        if commit.own || !commit.touchedTable {
+            knowledge = .model(r, generation: commit.generation)
+        } else {
+            knowledge = .unknown
         }
     }
 
     /// Someone else changed the ruleset (or the monitor lost events): the next pass reads first.
     public func noteForeignChange() {
-        needsRead = true
-        generation = nil
+        if knowledge != .mustReplace { knowledge = .unknown }
     }
 
-    /// Checks the kernel against the model, repairing any difference (drift); a cheap no-op
-    /// transaction when nothing changed.
+    /// Tables this reconciler's earlier names left behind: deleted with the next pass, if marked.
+    public func retire(_ names: [String]) {
+        retiring = Array(Set(retiring + names.filter { $0 != table })).sorted()
+    }
+
+    /// Checks the kernel against what was last enforced, repairing any difference (drift); a
+    /// cheap no-op when nothing changed.
     @discardableResult
     public func repair() throws(BackendError) -> Outcome? {
-        guard let model else { return nil }
-        needsRead = true
-        return try reconcile(to: model)
+        guard let enforced else { return nil }
+        noteForeignChange()
+        return try reconcile(to: enforced)
     }
 
-    /// Deletes the table (for `--remove-on-exit`); nothing if it does not exist.
-    public func remove() throws(BackendError) {
-        let snapshot = try backend.read(table: table)
-        guard snapshot.ruleset != nil else { return }
-        _ = try backend.apply(Transaction(table: table, operations: [.deleteTable], generation: snapshot.generation))
-        model = nil
-        needsRead = true
+    /// Deletes the table (for `--remove-on-exit`, or a rollback to "no table"), and any retiring
+    /// table, in one batch. Nothing if it does not exist. The table need not be representable:
+    /// only its ownership matters.
+    @discardableResult
+    public func remove() throws(BackendError) -> Bool {
+        let (snapshot, retired) = try readConsistently()
+        var tx = Transaction(table: table, generation: snapshot.generation, retiredTables: retired)
+        switch TableClaim(snapshot, table: table) {
+        case .refused(let why): throw .notOwned(why)
+        case .absent: break
+        case .owned, .adoptable: tx.operations = [.deleteTable]
+        }
+        guard !tx.isEmpty else {
+            knowledge = .model(nil, generation: snapshot.generation)
+            return false
+        }
+        let report = try backend.apply(tx)
+        knowledge = .model(nil, generation: report.generation ?? Generation.next(after: snapshot.generation))
+        enforced = nil
+        retiring = []
+        return tx.operations.contains(.deleteTable)
     }
 
     /// Per-object phrases for a transaction: `CCM_v4 +1 -1`, `set X_v6 added`, `rules unchanged`.

@@ -4,7 +4,8 @@ import Foundation
 /// read beside the kernel's view and fed to `nft -c -f` as an independent check.
 public enum NftRenderer {
     public static func render(_ r: Ruleset) -> String {
-        var out = "table inet \(r.tableName) {\n"
+        // The ownership mark fwenforcer creates its table with, as `nft list table` shows it.
+        var out = "table inet \(r.tableName) {\n\tcomment \(quote(TableMarker.comment))\n"
         var first = true
         for s in r.sets {
             if !first { out += "\n" }
