@@ -3,32 +3,35 @@
 # debootstrap (no loop mount, no root-only tool beyond chroot) and cached under .build-vm/ by a hash
 # of everything that goes into it: this script, the suite, the mirror and the package list. A fresh
 # machine builds it from scratch (about 2 minutes); afterwards it is reused until an input changes.
-#   scripts/vm/build-image.sh [SUITE]     prints the image directory (vmlinuz, initrd.img, rootfs.ext4)
+#   scripts/vm/build-image.sh [SUITE [KERNEL_SUITE]]   prints the image directory (vmlinuz, initrd.img,
+#                                   rootfs.ext4); KERNEL_SUITE: boot that suite's kernel instead (bullseye: 5.10)
 # What is tested (the .deb, the checks) is not in the image: it comes in over the 9p share at boot.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 suite=${1:-bookworm}
+kernel_suite=${2:-}
 mirror=${VM_MIRROR:-http://deb.debian.org/debian}
 # Minimal on purpose: what a small Debian VM has (systemd as PID 1, udev, ifupdown, nftables) plus
 # python3-minimal for the connection probes. Not procps: `systemctl reload` must not need /bin/kill.
 packages=systemd,systemd-sysv,dbus,udev,kmod,linux-image-amd64,initramfs-tools,nftables,libnftnl11,libmnl0
 packages+=,iproute2,ifupdown,python3-minimal
 
-hash=$( { cat "$0"; echo "$suite $mirror $packages"; } | sha256sum | cut -c1-16)
+hash=$( { cat "$0"; echo "$suite $kernel_suite $mirror $packages"; } | sha256sum | cut -c1-16)
 cache=.build-vm
-image="$cache/image-$suite-$hash"
+name=$suite${kernel_suite:+-kernel-$kernel_suite}
+image="$cache/image-$name-$hash"
 if [[ -f "$image/complete" ]]; then
     echo "$image"
     exit 0
 fi
 
 mkdir -p "$cache"
-work=$(mktemp -d "$PWD/$cache/work-$suite-XXXXXX")
+work=$(mktemp -d "$PWD/$cache/work-$name-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 started=$SECONDS
-echo "vm: building the $suite image (debootstrap from $mirror) into $image" >&2
+echo "vm: building the $name image (debootstrap from $mirror) into $image" >&2
 if ! debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" > "$work/debootstrap.log" 2>&1; then
     tail -n 30 "$work/debootstrap.log" >&2
     echo "vm: debootstrap failed (log above)" >&2
@@ -104,22 +107,34 @@ printf 'virtio_pci\nvirtio_blk\next4\ncrc32c_generic\n' >> "$root/etc/initramfs-
 for fs in proc sys dev; do mount --bind "/$fs" "$root/$fs"; done
 umount_all() { for fs in dev sys proc; do umount "$root/$fs" 2>/dev/null || true; done; }
 trap 'umount_all; rm -rf "$work"' EXIT
+release=$(ls "$root/lib/modules")
+if [[ -n $kernel_suite ]]; then
+    # The older suite's kernel package (its linux-image-amd64 names it) beside the suite's own.
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    echo "deb $mirror $kernel_suite main" > "$root/etc/apt/sources.list.d/fwe-kernel.list"
+    { chroot "$root" apt-get update -qq && chroot "$root" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends --allow-downgrades "linux-image-amd64/$kernel_suite"; } \
+        > "$work/kernel.log" 2>&1 || { tail -n 30 "$work/kernel.log" >&2; exit 1; }
+    rm "$root/etc/apt/sources.list.d/fwe-kernel.list"
+    release=$(chroot "$root" dpkg-query -W -f '${Depends}' linux-image-amd64 | sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+    [[ -n $release && -e "$root/boot/vmlinuz-$release" ]] || { echo "vm: no $kernel_suite kernel found ($release)" >&2; exit 1; }
+fi
 chroot "$root" update-initramfs -u -k all > "$work/initramfs.log" 2>&1 || { cat "$work/initramfs.log" >&2; exit 1; }
 chroot "$root" apt-get clean
 umount_all
 
 mkdir -p "$work/image"
-cp "$root"/boot/vmlinuz-* "$work/image/vmlinuz"
-cp "$root"/boot/initrd.img-* "$work/image/initrd.img"
-ls "$root/lib/modules" > "$work/image/kernel-release"
+cp "$root/boot/vmlinuz-$release" "$work/image/vmlinuz"
+cp "$root/boot/initrd.img-$release" "$work/image/initrd.img"
+echo "$release" > "$work/image/kernel-release"
 # 2 GiB sparse; the system takes about 500 MB.
 truncate -s 2G "$work/image/rootfs.ext4"
 mkfs.ext4 -q -L fwe-root -d "$root" "$work/image/rootfs.ext4"
-echo "$suite $mirror $packages" > "$work/image/inputs"
+echo "$suite $kernel_suite $mirror $packages" > "$work/image/inputs"
 touch "$work/image/complete"
 
-# Older images of the same suite are stale: keep the cache to one image per suite.
-rm -rf "$cache"/image-"$suite"-*
+# Older images of the same name are stale: keep the cache to one image per suite and kernel.
+rm -rf "$cache/image-$name"-????????????????
 mv "$work/image" "$image"
-echo "vm: $suite image built in $((SECONDS - started)) s (kernel $(cat "$image/kernel-release"))" >&2
+echo "vm: $name image built in $((SECONDS - started)) s (kernel $(cat "$image/kernel-release"))" >&2
 echo "$image"

@@ -21,10 +21,12 @@ boot_first() {
     grep -q '^table inet fwenforcer$' "$hook" || fail "no table in the kernel when eth0 came up: $(cat "$hook")"
     # The baseline (no valid plan yet) or the plan itself: either way a policy-drop input chain.
     grep -q 'policy drop' "$hook.table" || fail "the table at pre-up does not drop by default: $(head -20 "$hook.table")"
-    if grep -q 'AGENT_v4' "$hook.table"; then
-        echo "plan" > "$state/preup-kind"
+    if grep -q 'no valid plan yet' "$hook.table"; then
+        echo "the fail-closed baseline" > "$state/preup-kind"
+    elif grep -q 'AGENT_v4' "$hook.table"; then
+        echo "the plan" > "$state/preup-kind"
     else
-        echo "baseline" > "$state/preup-kind"
+        fail "the table at pre-up is neither the baseline nor the plan: $(head -20 "$hook.table")"
     fi
     # systemd's own order: fwenforcerd active (READY=1) before networking.service started.
     ready_us=$(usec ActiveEnter)

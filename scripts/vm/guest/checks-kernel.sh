@@ -39,6 +39,8 @@ check_kernel() {
     for plan in "$share"/kernel/*.nft; do
         catalog=$(basename "$plan" .nft); role=${catalog#*--}; catalog=${catalog%%--*}
         install -m 0600 "$share/kernel/$catalog.conf" "/tmp/fwe-$catalog.conf"
+        # Both sides from an empty kernel: nft lists sets in the order they were created.
+        inns fwe-ours nft flush ruleset
         inns fwe-ours fwenforcerd apply --config "/tmp/fwe-$catalog.conf" --role "$role" > /dev/null 2>> "$results/guest.log" \
             || { failed+=("$catalog/$role: apply failed"); continue; }
         inns fwe-nft nft flush ruleset

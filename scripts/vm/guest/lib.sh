@@ -60,10 +60,12 @@ wait_until() {
     done
 }
 
-# A point in the journal (mark), and the unit's lines after it (since_mark CURSOR [journalctl args]),
-# for "did it log X after I did Y".
+# A point in the journal (mark), and the unit's lines after it (since_mark CURSOR), for "did it
+# log X after I did Y". Not with -p: journalctl 252 shows nothing for --after-cursor with -p.
 mark() { journalctl -n 0 --show-cursor 2>/dev/null | sed -n 's/^-- cursor: //p'; }
-since_mark() { journalctl --no-pager -u fwenforcerd --after-cursor "$1" -o cat "${@:2}" 2>/dev/null; }
+since_mark() { journalctl --no-pager -u fwenforcerd --after-cursor "$1" -o cat 2>/dev/null; }
+# The number of the unit's lines this boot at PRIORITY or above that match PATTERN.
+priority_count() { journalctl --no-pager -b -u fwenforcerd -p "$1" -o cat 2>/dev/null | grep -c "$2"; }
 
 # Writes the config the daemon reads (root-owned, mode 600: the daemon refuses anything else).
 write_config() { install -m 0600 -o root -g root /dev/stdin "$conf.tmp" && mv "$conf.tmp" "$conf"; }
