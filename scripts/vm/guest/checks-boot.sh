@@ -6,7 +6,7 @@
 boot_prepare() {
     guest_config '"auto"' "$agents"
     wait_until 20 0.2 enforced || fail "roles = \"auto\" is not enforced before the reboot"
-    listing > "$state/ruleset-boot1"
+    listing > "$state/ruleset-boot1"; cp "$state/ruleset-boot1" "$results/"
     [[ $(systemctl is-enabled fwenforcerd) == enabled ]] || fail "not enabled before the reboot"
     log "rebooting with roles = \"auto\""
 }
@@ -36,8 +36,8 @@ boot_first() {
     ((ready_us > 0 && ready_us <= net_us)) || fail "fwenforcerd was ready at $(us_to_s "$ready_us") s, networking started at $(us_to_s "$net_us") s"
     echo "start job at boot $(seconds_between "$start_us" "$ready_us") s (ready at $(us_to_s "$ready_us") s of boot, networking at $(us_to_s "$net_us") s), $(startup_breakdown)" > "$state/boot2-figures"
     wait_until 30 0.2 enforced || fail "after boot, roles = \"auto\" did not resolve to the plan"
-    listing > "$state/ruleset-boot2"
-    cmp -s "$state/ruleset-boot1" "$state/ruleset-boot2" || fail "boot 2 enforces a different ruleset than boot 1 had: $(diff "$state/ruleset-boot1" "$state/ruleset-boot2" | head -5)"
+    listing > "$state/ruleset-boot2"; cp "$state/ruleset-boot2" "$results/"
+    cmp -s "$state/ruleset-boot1" "$state/ruleset-boot2" || fail "boot 2 enforces a different ruleset than boot 1 had: $(diff "$state/ruleset-boot1" "$state/ruleset-boot2" | head -5 | tr '\n' ' ')"
     log "boot 2: $(cat "$state/boot2-figures")"
 }
 
@@ -46,8 +46,8 @@ boot_second() {
     [[ -f /run/fwe-vm/preup-eth0 ]] && grep -q '^table inet fwenforcer$' /run/fwe-vm/preup-eth0 \
         || fail "second boot: no table in the kernel when eth0 came up"
     wait_until 30 0.2 enforced || fail "second boot: the plan is not enforced"
-    listing > "$state/ruleset-boot3"
-    cmp -s "$state/ruleset-boot1" "$state/ruleset-boot3" || fail "the second boot enforces a different ruleset: $(diff "$state/ruleset-boot1" "$state/ruleset-boot3" | head -5)"
+    listing > "$state/ruleset-boot3"; cp "$state/ruleset-boot3" "$results/"
+    cmp -s "$state/ruleset-boot1" "$state/ruleset-boot3" || fail "the second boot enforces a different ruleset: $(diff "$state/ruleset-boot1" "$state/ruleset-boot3" | head -5 | tr '\n' ' ')"
     figure "table in the kernel before eth0 was configured on both boots (roles = \"auto\": $(cat "$state/preup-kind") at pre-up)"
     figure "$(cat "$state/boot2-figures")"
     figure "second boot: same ruleset, start job $(seconds_between "$(usec InactiveExit)" "$(usec ActiveEnter)") s"

@@ -47,8 +47,15 @@ prop() { systemctl show -p "$1" --value fwenforcerd; }
 # Enforced: the kernel holds exactly the plan of the config (fwenforcerd plan --diff exits 0).
 enforced() { fwenforcerd plan --config "$conf" --diff > /dev/null 2>&1; }
 
-# The table as nft lists it; counters and handles left out, so two listings compare by content.
-listing() { nft list table $table 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; }
+# The table as nft lists it, by content: counter values left out, and its sets and chains sorted
+# by name (nft lists them in the order they were created, which differs when the fail-closed
+# baseline created the table and the plan replaced it).
+listing() {
+    nft list table $table 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' \
+        | awk '/^\t(set|chain) / { block = $0; inblock = 1; next }
+               inblock { block = block "\x01" $0; if ($0 == "\t}") { print block; inblock = 0 }; next }
+               NF { print }' | LC_ALL=C sort | tr '\001' '\n'
+}
 
 # wait_until TIMEOUT_S INTERVAL_S COMMAND...: true once the command succeeds, false after TIMEOUT_S.
 wait_until() {
