@@ -131,7 +131,7 @@ check_watchdog() {
     ((changed == 0)) || fail "the ruleset changed while the daemon was stopped"
     enforced || fail "the restarted daemon does not enforce the plan"
     [[ $(prop NRestarts) -ge 1 ]] || fail "NRestarts $(prop NRestarts)"
-    figure "SIGSTOP: restarted after $(elapsed "$t0" "$t1") s (WatchdogSec=30, RestartSec=2), ruleset unchanged in $n probes"
+    figure "SIGSTOP: restarted after $(elapsed "$t0" "$t1") s (WatchdogSec=30 counts from the last ping, sent every 15 s; RestartSec=2), ruleset unchanged in $n probes"
 
     pid=$(prop MainPID)
     t0=$(now)
