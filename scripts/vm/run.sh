@@ -8,6 +8,7 @@
 #   scripts/vm/run.sh                  VM_TIMEOUT (s, default 1200) bounds the whole guest run
 #   VM_CHECKS="1 5" scripts/vm/run.sh  only these checks (1, which installs the package, always runs)
 #   VM_KERNEL_SUITE=bullseye scripts/vm/run.sh   Debian 11's kernel (5.10): check 8, the refusal
+#   VM_KEEP=1                          keep .build-vm/run-*/ (serial log, journal, results) after a good run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -100,5 +101,5 @@ if ((failed)); then
     echo "vm-test: FAILED; everything is kept in $run" >&2
     exit 1
 fi
-keep_run=0
+[[ ${VM_KEEP:-} == 1 ]] && echo "vm-test: kept $run (VM_KEEP=1)" || keep_run=0
 echo "vm-test: checks $wanted passed"

@@ -21,16 +21,18 @@ check_old_kernel() {
     grep -q "is too old for fwenforcer (needs 5.13 or later)" <<<"$out" || fail "apply: $out"
     figure "apply refused, exit 1"
 
-    # What the refusal prevents: with it overridden, the table is created, the kernel drops the
-    # ownership marker (table userdata) without an error, and the next apply finds an unmarked
-    # table it must not adopt.
+    # What the refusal is for: on a kernel without table userdata the ownership marker is dropped
+    # without an error and the next apply finds an unmarked table it must not adopt. Overridden,
+    # this shows whether this kernel has the feature despite its version (a backport).
     local first second
     first=$(FWENFORCERD_IGNORE_KERNEL_VERSION=1 inns fwe-old fwenforcerd apply --config "$conf" 2>&1); local s1=$?
     second=$(FWENFORCERD_IGNORE_KERNEL_VERSION=1 inns fwe-old fwenforcerd apply --config "$conf" 2>&1); local s2=$?
     log "  overridden apply 1 (exit $s1): $first"
     log "  overridden apply 2 (exit $s2): $second"
     log "  table: $(inns fwe-old nft list table $table 2>&1 | head -3 | tr '\n' ' ')"
-    figure "overridden: first apply exit $s1, second apply exit $s2 ($(tail -1 <<<"$second" | cut -c1-120))"
+    local marker="dropped by the kernel"
+    inns fwe-old nft list table $table 2>/dev/null | grep -q '^	comment "managed by fwenforcerd' && marker="kept by the kernel"
+    figure "overridden: the ownership marker (table userdata) is $marker; first apply exit $s1, second apply exit $s2 ($(tail -1 <<<"$second" | cut -c1-100))"
 
     # The rest of check 5's kernel comparison, overridden, for the record.
     local n=0 same=0 plan catalog role
