@@ -33,6 +33,7 @@ expect() {
 }
 
 finish() {
+    handled=1
     journalctl --no-pager -o short-monotonic --list-boots > "$results/boots.txt" 2>&1 || true
     journalctl --no-pager -o short-monotonic > "$results/journal.txt" 2>&1 || true
     echo "${1:-0}" > "$results/status"

@@ -17,6 +17,11 @@ source "$guest/checks-kernel.sh"
 source "$guest/checks-boot.sh"
 source "$guest/checks-old-kernel.sh"
 
+# A script that dies between checks (a bash error) must not leave the host waiting for its
+# timeout: any exit that is neither a reboot for the next boot nor finish() fails the run.
+handled=0
+trap 'rc=$?; if ((handled == 0)); then check_number=0; check_name=guest; handled=1; fail "run.sh ended unexpectedly (exit $rc)"; fi' EXIT
+
 state=/var/lib/fwe-vm
 mkdir -p "$state" "$results"
 boot=$(( $(cat "$state/boot" 2>/dev/null || echo 0) + 1 ))
@@ -41,11 +46,13 @@ case $boot in
         want 4 || want 7 || finish 0
         boot_prepare
         sync
+        handled=1
         systemctl reboot --no-block
         ;;
     2)
         want 4 && boot_first
         sync
+        handled=1
         systemctl reboot --no-block
         ;;
     3)
