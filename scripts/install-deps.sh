@@ -14,13 +14,18 @@
 #                         on a systemd machine also enables Debian's etcd.service on 2379; the tests
 #                         do not use it.
 #   ansible-core          the Ansible fleet example's test runs ansible-playbook against localhost
+#   iptables              iptables-nft (Debian's iptables): the container tests write the rules Docker writes
 #   time                  GNU time: `make bench` takes the peak RSS of nft and fwenforcerd apply from it
+#   graphviz chromium     `check --topology --format dot|html`: the diagram tests lay the DOT out with dot
+#                         and open the HTML page in headless chromium (DOM and screenshot)
+#   fonts-dejavu-core     a font for dot's labels and chromium's screenshot
 #   qemu-system-x86 debootstrap   `make vm-test`: a Debian 12 guest image built with debootstrap, booted
 #                         under qemu (software emulation: no KVM needed) with a 9p share for results
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
-          dpkg-dev systemd etcd-server etcd-client ansible-core time qemu-system-x86 debootstrap "$@")
+          dpkg-dev systemd etcd-server etcd-client ansible-core iptables time
+          graphviz chromium fonts-dejavu-core qemu-system-x86 debootstrap "$@")
 
 missing=()
 for package in "${packages[@]}"; do

@@ -13,7 +13,24 @@ struct Benchmark {
     var report = Report()
     /// Peer replacement transaction time at the smallest N, for the "cost of the change, not of the
     /// topology" target.
-    private var smallestReplacement: [String: Double] = [:]
+    private var smallestReplacement: [ReplacementKind: Double] = [:]
+
+    /// The peer replacements measured: where the peer is, and where its successor lands.
+    enum ReplacementKind: String {
+        case hash
+        /// In a hash set, by the free address next to another member (IPAM's consecutive addresses).
+        case hashNextToMember = "hash-adjacent"
+        case interval
+
+        var interval: Bool { self == .interval }
+        var label: String {
+            switch self {
+            case .hash: return "hash set"
+            case .hashNextToMember: return "hash set, next to a member"
+            case .interval: return "interval set"
+            }
+        }
+    }
 
     init(fwenforcerd: String, scratch: String, repeats: Int, idleSeconds: Int) {
         self.fwenforcerd = fwenforcerd
@@ -29,9 +46,11 @@ struct Benchmark {
         let dir = scratch + "/\(n)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 
-        // The configs: the topology, and the topology with one peer replaced in a hash set and in an interval set.
+        // The configs: the topology, and the topology with one peer replaced: in a hash set (by an
+        // isolated address, and by one next to another member) and in an interval set.
         var generator = PeerGenerator(peers: n)
         let hashChange = generator.replacement(in: generator.largestGroup(interval: false))
+        let adjacentChange = generator.adjacentReplacement()
         let intervalChange = generator.replacement(in: generator.largestGroup(interval: true))
         let text = generator.config()
         let configPath = dir + "/fwenforcer.conf"
@@ -42,15 +61,20 @@ struct Benchmark {
         let planTimes = try (0..<repeats).map { _ in try timed { planned = try Self.plan(text, file: configPath) } }
         let (ruleset, rendered) = planned!
         let hashRuleset = try Self.plan(generator.config(applying: hashChange), file: configPath).0
+        let adjacentRuleset = try Self.plan(generator.config(applying: adjacentChange), file: configPath).0
         let intervalRuleset = try Self.plan(generator.config(applying: intervalChange), file: configPath).0
         let intervalText = generator.config(applying: intervalChange)
         add(Row(metric: "plan (parse + compile + render)", peers: n, ours: Sample(planTimes),
                 target: n == 100_000 ? "< 300 ms" : "", met: n == 100_000 ? Sample(planTimes).median < 0.3 : nil))
         let hashSets = ruleset.sets.filter { !$0.interval }, intervalSets = ruleset.sets.filter(\.interval)
-        report.notes.append("N = \(n.formatted()): \(hashSets.count) hash sets holding \(hashSets.map(\.elements.ranges.count).reduce(0, +)) addresses, "
+        // Hash elements whose address is one more than the previous element's: adjacent hosts.
+        let adjacent = hashSets.map { s in zip(s.elements.ranges, s.elements.ranges.dropFirst()).filter { $0.last + 1 == $1.first }.count }
+        report.notes.append("N = \(n.formatted()): \(hashSets.count) hash sets holding \(hashSets.map(\.elements.ranges.count).reduce(0, +)) addresses "
+                            + "(\(adjacent.reduce(0, +)) next to another), "
                             + "\(intervalSets.count) interval sets holding \(intervalSets.map(\.elements.ranges.count).reduce(0, +)) ranges, "
                             + "\(ruleset.chains.map(\.rules.count).reduce(0, +)) rules; plan text \(rendered.utf8.count / 1024) KiB; "
                             + "replaced: \(hashChange.group) \(hashChange.old) → \(hashChange.new) (hash), "
+                            + "\(adjacentChange.group) \(adjacentChange.old) → \(adjacentChange.new) (hash, next to a member), "
                             + "\(intervalChange.group) \(intervalChange.old) → \(intervalChange.new) (interval)")
 
         let planFile = dir + "/plan.nft"
@@ -93,7 +117,8 @@ struct Benchmark {
         var nftReplace: [Double] = []
         for i in 0..<repeats { nftReplace.append(try Child.run(["nft", "-f", replaceFiles[(i + 1) % 2]]).wall) }
         if repeats % 2 == 1 { try Child.run(["nft", "-f", replaceFiles[0]]) }
-        for (kind, changed, change) in [("hash", hashRuleset, hashChange), ("interval", intervalRuleset, intervalChange)] {
+        for (kind, changed, change) in [(ReplacementKind.hash, hashRuleset, hashChange), (.hashNextToMember, adjacentRuleset, adjacentChange),
+                                         (.interval, intervalRuleset, intervalChange)] {
             // Ours: the daemon's path, a reconciler diffing against the model of its last commit.
             let reconciler = Reconciler(backend: backend, table: Self.table)
             try reconciler.reconcile(to: ruleset)
@@ -103,7 +128,7 @@ struct Benchmark {
                 var outcome: Reconciler.Outcome!
                 reconcile.append(try timed { outcome = try reconciler.reconcile(to: states[1]) })
                 guard let apply = outcome.apply, apply.messages == 2 else {
-                    throw BenchError("peer replacement in a \(kind) set was not two element messages: \(outcome.summary)")
+                    throw BenchError("peer replacement (\(kind.label)) was not two element messages: \(outcome.summary)")
                 }
                 transaction.append(apply.duration.seconds)
                 states.swapAt(0, 1)
@@ -111,7 +136,7 @@ struct Benchmark {
             if repeats % 2 == 1 { try reconciler.reconcile(to: ruleset) }
             // nft: the two element changes.
             let set = change.group + (change.old.contains(":") ? "_v6" : "_v4")
-            let elementFiles = [dir + "/elements-\(kind)-0.nft", dir + "/elements-\(kind)-1.nft"]
+            let elementFiles = [dir + "/elements-\(kind.rawValue)-0.nft", dir + "/elements-\(kind.rawValue)-1.nft"]
             try "delete element inet \(Self.table) \(set) { \(change.old) }\nadd element inet \(Self.table) \(set) { \(change.new) }\n"
                 .write(toFile: elementFiles[0], atomically: true, encoding: .utf8)
             try "delete element inet \(Self.table) \(set) { \(change.new) }\nadd element inet \(Self.table) \(set) { \(change.old) }\n"
@@ -120,19 +145,24 @@ struct Benchmark {
             for i in 0..<repeats { nftElements.append(try Child.run(["nft", "-f", elementFiles[i % 2]]).wall) }
             if repeats % 2 == 1 { try Child.run(["nft", "-f", elementFiles[1]]) }
 
-            guard changed.sets.contains(where: { $0.name == change.group + (change.old.contains(":") ? "_v6" : "_v4") && $0.interval == (kind == "interval") }) else {
-                throw BenchError("the peer replaced for the \(kind) set case is not in a \(kind) set")
+            guard let replacedSet = changed.set(named: set), replacedSet.interval == kind.interval else {
+                throw BenchError("the peer replaced for the \(kind.label) case is not in a set of that type")
+            }
+            if kind == .hashNextToMember {
+                let new = IPAddress(change.new)!.value
+                guard replacedSet.elements.ranges.contains(where: { $0.last + 1 == new || $0.first == new + 1 }) else {
+                    throw BenchError("the address replaced in for the \(kind.label) case has no neighbour in its set")
+                }
             }
             let tx = Sample(transaction)
-            let key = "replace-\(kind)"
-            if smallestReplacement[key] == nil { smallestReplacement[key] = tx.median }
-            let base = smallestReplacement[key]!
+            if smallestReplacement[kind] == nil { smallestReplacement[kind] = tx.median }
+            let base = smallestReplacement[kind]!
             let big = n == 100_000
-            add(Row(metric: "replace one peer (\(kind) set): netlink transaction", peers: n, ours: tx,
+            add(Row(metric: "replace one peer (\(kind.label)): netlink transaction", peers: n, ours: tx,
                     nft: Sample(nftElements), nftLabel: "nft -f, 2 element changes",
                     target: big ? String(format: "< 1 ms and ≤ 2× its time at the smallest N (%@)", Sample([base]).text) : "",
                     met: big ? tx.median < 0.001 && tx.median <= 2 * base : nil))
-            add(Row(metric: "replace one peer (\(kind) set): reconcile (diff + transaction)", peers: n, ours: Sample(reconcile),
+            add(Row(metric: "replace one peer (\(kind.label)): reconcile (diff + transaction)", peers: n, ours: Sample(reconcile),
                     nft: Sample(nftReplace), nftLabel: "nft -f, full atomic replace"))
         }
 

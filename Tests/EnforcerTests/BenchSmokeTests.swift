@@ -16,6 +16,7 @@ struct BenchSmokeTests {
         let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")
         for metric in ["plan (parse + compile + render)", "full apply: netlink transaction, in-process",
                        "replace one peer (hash set): netlink transaction", "replace one peer (interval set): netlink transaction",
+                       "replace one peer (hash set, next to a member): netlink transaction",
                        "read-back of the whole table", "config change to enforced", "daemon idle 1 s: CPU"] {
             #expect(markdown.contains("| \(metric)"), "results.md lacks \(metric)")
             #expect(csv.contains { $0.hasPrefix("\"\(metric)") && $0.contains(",10,") }, "results.csv lacks \(metric)")

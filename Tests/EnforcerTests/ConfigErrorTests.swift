@@ -88,3 +88,17 @@ import Testing
         #expect(throws: InputError.self) { try cfg.resolveRoles(hostAddresses: [IPAddress("198.18.9.9")!]) }
     }
 }
+
+/// One encoding rule for every reader of a config (`check`, `plan`, `apply`, the daemon).
+@Suite struct ConfigTextTests {
+    @Test func invalidUTF8IsRefusedNamingItsLine() throws {
+        let bytes = Array("[host]\nroles = [\"CCO\"]\n# caf".utf8) + [0xE9] + Array(" au lait\n".utf8)
+        let error = try #require(throws: InputError.self) { try Config.text(of: bytes, file: "f.conf") }
+        #expect(error.description == "f.conf:3: config file is not UTF-8 text (invalid bytes on this line)")
+        // An overlong encoding and a lone surrogate are refused too, not read as something else.
+        for bad: [UInt8] in [[0xC0, 0xAF], [0xED, 0xA0, 0x80]] {
+            #expect(throws: InputError.self) { try Config.text(of: Array("a = 1\n".utf8) + bad, file: "f.conf") }
+        }
+        #expect(try Config.text(of: Array("# café\n".utf8), file: "f.conf") == "# café\n")
+    }
+}

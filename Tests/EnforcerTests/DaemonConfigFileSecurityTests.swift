@@ -1,4 +1,5 @@
 #if os(Linux)
+import Foundation
 import Glibc
 import SystemPackage
 import Testing
@@ -105,6 +106,71 @@ struct DaemonConfigFileSecurityTests {
         #expect(try ConfigFileSecurity.check(FilePath(dir("sticky/fwenforcer.conf"))).isEmpty)
         let nobodys = try ConfigFileSecurity.check(FilePath(dir("nobodys/fwenforcer.conf")))
         #expect(nobodys.map(\.directory) == [dir("nobodys")])
+    }
+
+    /// A writer with access to the directory swaps the file, by rename, between root's version and
+    /// one owned by nobody and writable by all, as fast as it can, while the daemon reads. The
+    /// owner and mode are those of the descriptor the bytes come from, so the other version is
+    /// refused every time and never read.
+    @Test func aFileSwappedWhileItIsCheckedIsNeverReadUnchecked() throws {
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        let (good, evil, path) = (dir("good"), dir("evil"), dir("fwenforcer.conf"))
+        try daemonWriteInPlace(good, "[host]\nroles = [\"CCO\"]\n")
+        try daemonWriteInPlace(evil, "[host]\nroles = [\"CCM\"]\n")
+        try daemonCheck(chown(evil, Self.nobody, 0), "chown")
+        try daemonCheck(chmod(evil, 0o666), "chmod")
+        try daemonCheck(link(good, path), "link")
+
+        final class Swapper: @unchecked Sendable {
+            let lock = NSLock()
+            var stop = false
+            var swaps = 0
+            var stopped: Bool { lock.withLock { stop } }
+        }
+        let swapper = Swapper()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let tmp = dir(".swap")
+            while !swapper.stopped {
+                for source in [evil, good] {
+                    _ = link(source, tmp)
+                    _ = rename(tmp, path)
+                }
+                swapper.swaps += 1
+            }
+            done.signal()
+        }.start()
+
+        var (accepted, refused, unchecked) = (0, 0, 0)
+        let expected = Array("[host]\nroles = [\"CCO\"]\n".utf8)
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(1500))
+        while ContinuousClock.now < deadline {
+            do {
+                let file = try ConfigFileSecurity.read(FilePath(path))
+                if file.bytes == expected { accepted += 1 } else { unchecked += 1 }
+            } catch is InsecureConfigFile {
+                refused += 1
+            } catch {
+                Issue.record("\(error)")
+                break
+            }
+        }
+        swapper.lock.withLock { swapper.stop = true }
+        done.wait()
+        print("config swap race: \(swapper.swaps) swaps, \(accepted) reads of root's file, \(refused) refusals, \(unchecked) unchecked reads")
+        #expect(unchecked == 0, "the other version was read after root's passed the check")
+        #expect(accepted > 0 && refused > 0, "both versions were met: \(accepted) accepted, \(refused) refused")
+    }
+
+    /// Neither a FIFO put in the file's place nor a symlink swapped in after the resolution is
+    /// followed: the FIFO is not opened blocking, and the link fails the O_NOFOLLOW open.
+    @Test func aFifoIsRefusedWithoutBlocking() throws {
+        let dir = try DaemonTemporaryDirectory()
+        defer { dir.remove() }
+        try daemonCheck(mkfifo(dir("fwenforcer.conf"), 0o600), "mkfifo")
+        let error = try #require(throws: InsecureConfigFile.self) { try ConfigFileSecurity.read(FilePath(dir("fwenforcer.conf"))) }
+        #expect(error.description.contains("not a regular file"))
     }
 }
 #endif

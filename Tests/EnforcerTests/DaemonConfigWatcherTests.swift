@@ -15,16 +15,27 @@ import Testing
         /// The file's content read at each notification, as the daemon would re-read it.
         var seen: [String?] = []
 
+        /// Every mode the watcher reported, in order.
+        var modes: [ConfigWatcher.Mode] = []
+
         init(debounce: Duration = .milliseconds(20), maximumDelay: Duration = .seconds(1),
-             prepare: (DaemonTemporaryDirectory) throws -> Void = { try daemonWriteInPlace($0("fwenforcer.conf"), "v1") }) throws {
+             pollInterval: Duration = ConfigWatcher.defaultPollInterval,
+             prepare: (DaemonTemporaryDirectory) throws -> Void = { try daemonWriteInPlace($0("fwenforcer.conf"), "v1") },
+             addWatch: @escaping (Int32, String, UInt32) -> (wd: Int32, errno: Int32) = { fd, path, mask in
+                 let wd = inotify_add_watch(fd, path, mask)
+                 return (wd, wd == -1 ? errno : 0)
+             }) throws {
             directory = try DaemonTemporaryDirectory()
             config = directory("fwenforcer.conf")
             loop = try EventLoop()
             try prepare(directory)
             watcher = try ConfigWatcher(
-                paths: [FilePath(config)], loop: loop, debounce: debounce, maximumDelay: maximumDelay
+                paths: [FilePath(config)], loop: loop, debounce: debounce, maximumDelay: maximumDelay,
+                pollInterval: pollInterval, addWatch: addWatch
             ) { [unowned self] in
                 self.seen.append(daemonReadFile(self.config))
+            } onModeChange: { [unowned self] mode in
+                self.modes.append(mode)
             }
         }
 
@@ -198,10 +209,52 @@ import Testing
         let h = try Harness()
         defer { h.close() }
         try daemonWriteInPlace(h.directory("catalog.toml"), "c1")
-        try h.watcher.watch([FilePath(h.config), FilePath(h.directory("catalog.toml"))])
+        h.watcher.watch([FilePath(h.config), FilePath(h.directory("catalog.toml"))])
         #expect(try h.loop.run(until: { h.seen.count == 1 }, timeout: .seconds(3)))  // watch() itself reports
         try daemonWriteInPlace(h.directory("catalog.toml"), "c2")
         #expect(try h.loop.run(until: { h.seen.count == 2 }, timeout: .seconds(3)))
+    }
+}
+
+/// inotify refusing watches (a full `max_user_watches` table: ENOSPC; dropped capabilities:
+/// EACCES) through the watcher's `inotify_add_watch` seam; the daemon test does it for real.
+@Suite struct DaemonConfigWatcherDegradedTests {
+    final class WatchTable: @unchecked Sendable {
+        var refusal: Int32? = ENOSPC
+    }
+
+    @Test(arguments: [ENOSPC, EACCES])
+    func aRefusedWatchDegradesToPollingAndBack(_ code: Int32) throws {
+        let table = WatchTable()
+        table.refusal = code
+        let h = try DaemonConfigWatcherTests.Harness(pollInterval: .milliseconds(100), addWatch: { fd, path, mask in
+            if let refusal = table.refusal { return (-1, refusal) }
+            let wd = inotify_add_watch(fd, path, mask)
+            return (wd, wd == -1 ? errno : 0)
+        })
+        defer { h.close() }
+        let refused = SystemCallError(call: "inotify_add_watch", subject: h.directory.path, code: Errno(rawValue: code))
+        #expect(h.watcher.mode == .polling(refused))
+        #expect(h.modes == [.polling(refused)])
+        #expect(h.watcher.fallbacks == 1)
+
+        // Polling sees an in-place write of the same size (v1 -> v2), and a rename over the file.
+        try daemonWriteInPlace(h.config, "v2")
+        #expect(try h.waitFor("v2"))
+        try daemonWriteInPlace(h.directory(".swp"), "v3")
+        try daemonCheck(rename(h.directory(".swp"), h.config), "rename")
+        #expect(try h.waitFor("v3"))
+        // Nothing changes, nothing is reported.
+        #expect(try h.notifications(during: .milliseconds(400)) == 0)
+        #expect(h.watcher.mode == .polling(refused))
+
+        // Watches free again: back to inotify at the next poll, and changes are still seen.
+        table.refusal = nil
+        #expect(try h.loop.run(until: { h.watcher.mode == .inotify }, timeout: .seconds(2)))
+        #expect(h.modes == [.polling(refused), .inotify])
+        try daemonWriteInPlace(h.config, "v4")
+        #expect(try h.waitFor("v4"))
+        #expect(h.watcher.fallbacks == 1)
     }
 }
 

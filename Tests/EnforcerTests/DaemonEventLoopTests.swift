@@ -118,6 +118,33 @@ import Testing
         #expect(order == ["signal", "first", "second"])
     }
 
+    /// Level-triggered: a handler that stops at its budget (here one byte) is called again on the
+    /// next turn, and a signal that arrived meanwhile runs before it, however much is still queued.
+    @Test func aHandlerThatLeavesDataIsCalledAgainAfterSignals() throws {
+        var previous = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+
+        let loop = try EventLoop()
+        defer { loop.close() }
+        var ends: [Int32] = [0, 0]
+        try daemonCheck(pipe(&ends), "pipe")
+        defer { close(ends[0]); close(ends[1]) }
+        _ = fcntl(ends[0], F_SETFL, O_NONBLOCK)
+        let queued = [UInt8](repeating: 0x61, count: 100)
+        #expect(write(ends[1], queued, queued.count) == queued.count)
+        var order: [String] = []
+        try loop.watchReadable(FileDescriptor(rawValue: ends[0])) {
+            var byte: UInt8 = 0
+            if read(ends[0], &byte, 1) == 1 { order.append("byte") }
+            if order.count == 3 { _ = pthread_kill(pthread_self(), SIGHUP) }
+        }
+        try loop.handleSignals([SIGHUP]) { _ in order.append("signal") }
+        for _ in 0..<6 { try loop.runOnce(timeout: .seconds(2)) }
+        // The fourth turn sees both: the signal runs first, then the next byte.
+        #expect(order == ["byte", "byte", "byte", "signal", "byte", "byte", "byte"])
+    }
+
     struct HandlerFailure: Error, Equatable {}
 
     @Test func handlerErrorStopsRunAndIsRethrown() throws {

@@ -251,3 +251,52 @@ struct EngineKernelTests {
         }
     }
 }
+
+@Suite(.enabled(if: kernelTestsAvailable, kernelTestsSkipReason))
+struct KernelBusyWriterTests {
+    /// Defect 6: another writer committing to another table all the time (fail2ban, kube-proxy)
+    /// must not make every read of this table fail; the monitor says its commits left it alone.
+    @Test func readsSucceedWhileAnotherTableIsBusy() throws {
+        try NetworkNamespace.with { ns in
+            let backend = try ns.backend()
+            defer { backend.close() }
+            let set = NamedSet(name: "peers_v6", family: .ipv6, interval: false, elements: KernelScaleTests.hosts(20_000))
+            let ruleset = Ruleset(sets: [set], chains: [Chain(name: "input", hook: .input, policy: .accept,
+                                                           rules: [Rule(matches: [.addressInSet(.source, .ipv6, set: "peers_v6")], verdict: .accept, comment: "peers")])])
+            _ = try backend.replace(with: ruleset)
+            let monitor = try ns.entered { try NetlinkMonitor(table: "fwenforcer") }
+            defer { monitor.close() }
+            monitor.ownPortIDs = [backend.portID]
+            backend.tableUntouched = { _, from, to in monitor.drainCheckingTable(after: from, upTo: to).untouched }
+
+            let stop = ManagedAtomicFlag()
+            let writer = Thread {
+                guard let other = try? ns.entered({ try NetlinkBackend() }) else { return }
+                defer { other.close() }
+                var n = 0
+                // 200 commits a second: busier than fail2ban under attack, and every dump of the
+                    // 20,000 elements spans several of them.
+                while !stop.isSet {
+                    usleep(5_000)
+                    n += 1
+                    _ = try? other.apply(Transaction(table: "busy", operations: n % 2 == 0 ? [.deleteTable] : [.addTable]))
+                }
+            }
+            writer.start()
+            defer { stop.set(); while !writer.isFinished { usleep(1_000) } }
+            usleep(100_000)
+            for i in 0..<10 {
+                let snapshot = try backend.read(table: "fwenforcer")
+                #expect(snapshot.ruleset?.set(named: "peers_v6")?.elements.ranges.count == 20_000, "read \(i)")
+            }
+        }
+    }
+}
+
+/// A flag shared with a writer thread.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}

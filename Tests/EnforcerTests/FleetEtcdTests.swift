@@ -199,7 +199,6 @@ struct FleetEtcdTests {
         #expect(try String(contentsOf: config, encoding: .utf8) == before)
         #expect(!daemon.logText.contains("198.18.0.300"), "the daemon saw the invalid render")
         // Fixing it installs the next version.
-        // (Not .32: the interval set would merge .31 and .32 into one range element.)
         try etcd.put("\(prefix)/members/AMQP/amqp-2", "198.18.0.40")
         #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31", "198.18.0.40"] }, "\(watcher.logText)")
 

@@ -42,4 +42,25 @@ struct NetlinkMonitorTests {
             #expect(try monitor.drain().isEmpty)
         }
     }
+
+    /// A drain stops at its budget and leaves the rest queued for the next turn, losing nothing: a
+    /// writer committing without pause cannot hold the daemon's loop in the monitor's handler.
+    @Test func aDrainStopsAtItsBudgetAndTheRestFollows() throws {
+        try withMonitor { monitor, nft in
+            try nft((0..<20).map { "add table inet t\($0)\n" }.joined())
+            try nft((0..<20).map { "delete table inet t\($0)\n" }.joined())
+            for i in 0..<30 { try nft("add table inet fwenforcer\nadd set inet fwenforcer S\(i) { type ipv4_addr; }\n") }
+            let one = DrainBudget(reads: 1, time: .seconds(1))
+            var turns = 0
+            var commits = 0
+            // A turn may end between a batch's object messages and its NEWGEN: then it reports nothing yet.
+            while commits < 32 && turns < 1000 {
+                commits += try monitor.drain(budget: one).filter { if case .commit = $0 { return true } else { return false } }.count
+                turns += 1
+            }
+            #expect(commits == 32, "every commit still arrives, over several turns")
+            #expect(turns > 1, "one read per turn: \(turns) turns")
+            #expect(try monitor.drain().isEmpty)
+        }
+    }
 }

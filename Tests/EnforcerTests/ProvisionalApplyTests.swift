@@ -366,7 +366,11 @@ struct ProvisionalApplyTests {
         // A changed file is a new change; confirmed, it stays.
         try h.write(Self.c)
         #expect(try h.admins() == ["198.19.20.0/24"])
-        h.daemon.confirm()
+        // A plain SIGUSR1, or one naming another change, keeps nothing.
+        h.daemon.confirm(token: nil, from: 0)
+        h.daemon.confirm(token: (try h.pending.read()?.token ?? 1) &+ 1, from: 0)
+        #expect(try h.pending.read()?.state == .pending)
+        h.daemon.confirm(token: try h.pending.read()?.token, from: 0)
         #expect(try h.pending.read() == nil)
         h.daemon.rollBack(reason: "not confirmed") // nothing pending: no effect
         #expect(try h.admins() == ["198.19.20.0/24"])

@@ -18,6 +18,7 @@ import Testing
         }
         func check(_ tx: Transaction) throws(BackendError) { try inner.check(tx) }
         func counters(table: String) throws(BackendError) -> [RuleCounter] { try inner.counters(table: table) }
+        func otherBaseChains(excluding table: String) throws(BackendError) -> [OtherBaseChain] { try inner.otherBaseChains(excluding: table) }
     }
 
     static func plan(_ edit: (String) -> String = { $0 }) throws -> Ruleset {

@@ -67,11 +67,24 @@ CASES = [
      'Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v4"), .icmpTypes(.ipv4, [.echoRequest])], verdict: .accept)'),
     ('meta l4proto tcp ct direction reply tcp sport 8443 accept', None, "input",
      'Rule(matches: [.transport(.tcp), .ctDirectionReply, .ports(.source, .tcp, [PortRange(8443)])], verdict: .accept)'),
+    ('icmp type { destination-unreachable, time-exceeded, parameter-problem } ct state related accept comment "ICMP errors related to allowed connections"', None, "input",
+     'Rule(matches: [.icmpTypes(.ipv4, [.destinationUnreachable, .timeExceeded, .parameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections")'),
+    ('icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } ct state related accept comment "ICMPv6 errors related to allowed connections"', None, "output",
+     'Rule(matches: [.icmpTypes(.ipv6, [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]), .ctState([.related])], verdict: .accept, comment: "ICMPv6 errors related to allowed connections")'),
+    # The published-ports chain on the forward hook (Compiler/PublishedPorts.swift).
+    ('ct status ! dnat accept', None, "forward", 'Rule(matches: [.ctStatusDNAT(false)], verdict: .accept)'),
+    ('ct status dnat counter drop comment "default deny"', None, "forward",
+     'Rule(matches: [.ctStatusDNAT(true)], statements: [.counter], verdict: .drop, comment: "default deny")'),
+    ('ip saddr @CCM_v4 meta l4proto tcp ct original proto-dst 5000 accept', S4, "forward",
+     'Rule(matches: [.addressInSet(.source, .ipv4, set: "CCM_v4"), .originalDestinationPort(.tcp, PortRange(5000))], verdict: .accept)'),
+    ('ip6 saddr @CCM_v6 meta l4proto udp ct original proto-dst 1000-2000 accept', S6, "forward",
+     'Rule(matches: [.addressInSet(.source, .ipv6, set: "CCM_v6"), .originalDestinationPort(.udp, PortRange(1000, 2000))], verdict: .accept)'),
 ]
 
 # A hash set's elements go out in the order written; fwenforcer's model keeps them sorted, so they
 # are written sorted here.
 OBJECTS = """table inet fwenforcer {
+  comment "managed by fwenforcerd: changes made here are reverted"
   chain input { type filter hook input priority filter; policy drop; }
   chain output { type filter hook output priority filter; policy accept; }
   set CCM_v4 { type ipv4_addr; flags interval; elements = { 198.18.0.7, 198.18.1.0/24, 198.18.3.1-198.18.3.9 } }
@@ -122,7 +135,7 @@ enum NetlinkGoldens {
 
     static let rules: [Case] = [""")
 for stmt, set_, hook, rule in CASES:
-    text = "table inet fwenforcer {\n"
+    text = "table inet fwenforcer {\n  comment \"managed by fwenforcerd: changes made here are reverted\"\n"
     if set_: text += "  " + set_[0] + "\n"
     text += f"  chain {hook} {{ type filter hook {hook} priority filter; policy drop;\n    {stmt}\n  }}\n}}\n"
     msgs = capture(text)

@@ -36,8 +36,18 @@ public struct AddressRange: Sendable, Hashable, Comparable, CustomStringConverti
     }
 }
 
-/// A normalised set of addresses of one family: sorted, disjoint, non-adjacent ranges.
-/// Adding overlapping or adjacent ranges merges them; this is the model an interval set is written from.
+/// A set of addresses of one family, laid out as the kernel set written from it stores them:
+/// sorted, disjoint ranges, each one element.
+///
+/// Two layouts, chosen by the initialiser:
+/// - merged (`init(ranges:)`, `init(prefixes:)`): overlapping and adjacent ranges are one range,
+///   the model an interval set is written from, as nft's auto-merge writes it;
+/// - hosts (`init(hosts:)`): every address its own element, adjacent ones included, as a hash set
+///   holds them. Whether a set is a hash set is the config's business, so `198.18.0.30` and
+///   `198.18.0.31` stay two elements here and a replacement of one is one element change.
+///
+/// The layout is part of the value: the same addresses in the two layouts are different kernel
+/// contents, and compare unequal.
 public struct AddressSet: Sendable, Hashable {
     public let family: AddressFamily
     public private(set) var ranges: [AddressRange]
@@ -51,9 +61,27 @@ public struct AddressSet: Sendable, Hashable {
         self.init(family: family, ranges: prefixes.filter { $0.family == family }.map(\.range))
     }
 
+    /// The hosts layout: each address of `family` in `hosts` one single-address range, sorted, each once.
+    public init(family: AddressFamily, hosts: [IPAddress]) {
+        self.family = family
+        var values = hosts.compactMap { $0.family == family ? $0.value : nil }
+        values.sort()
+        var out: [AddressRange] = []
+        out.reserveCapacity(values.count)
+        for (i, v) in values.enumerated() where i == 0 || values[i - 1] != v {
+            out.append(AddressRange(family: family, first: v, last: v))
+        }
+        ranges = out
+    }
+
     public var isEmpty: Bool { ranges.isEmpty }
-    /// True when every range is a single address: the set can be a plain hash set.
+    /// True when every range is a single address: what a hash set can hold.
     public var hostsOnly: Bool { ranges.allSatisfy(\.isSingleAddress) }
+
+    /// True when no two ranges touch: the merged layout, what an interval set must be written from.
+    public var isMerged: Bool {
+        zip(ranges, ranges.dropFirst()).allSatisfy { $0.last &+ 1 < $1.first }
+    }
 
     public func contains(_ a: IPAddress) -> Bool {
         guard a.family == family else { return false }
@@ -64,13 +92,6 @@ public struct AddressSet: Sendable, Hashable {
             if ranges[mid].last < a.value { lo = mid + 1 } else { hi = mid }
         }
         return lo < ranges.count && ranges[lo].first <= a.value
-    }
-
-    /// Single addresses, expanded: used where the kernel set is a hash set of hosts.
-    public var hostAddresses: [IPAddress] {
-        ranges.flatMap { r in
-            stride(from: r.first, through: r.last, by: 1).map { IPAddress(family: family, value: $0) }
-        }
     }
 
     static func normalize(_ input: [AddressRange]) -> [AddressRange] {

@@ -19,6 +19,10 @@ public protocol Backend: AnyObject {
 
     /// The counters of the table's rules, in chain and rule order; empty when the table does not exist.
     func counters(table: String) throws(BackendError) -> [RuleCounter]
+
+    /// The base chains of the other tables (every `ip`, `ip6` and `inet` table but `excluding`) on
+    /// the input, forward and output hooks, sorted; for `status`.
+    func otherBaseChains(excluding table: String) throws(BackendError) -> [OtherBaseChain]
 }
 
 /// A table as read at one ruleset generation.

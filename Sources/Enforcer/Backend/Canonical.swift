@@ -26,7 +26,7 @@ extension Match {
     /// The `meta l4proto` (IANA number) an inet rule must check before this match.
     var impliedL4Protocol: UInt8? {
         switch self {
-        case .ports(_, let proto, _): return proto.number
+        case .ports(_, let proto, _), .originalDestinationPort(let proto, _): return proto.number
         case .icmpTypes(let family, _): return family == .ipv4 ? ipProtocolICMP : ipProtocolICMPv6
         default: return nil
         }
@@ -106,9 +106,10 @@ extension Ruleset {
 }
 
 extension Chain {
-    /// The order read-back lists chains in: by hook (input, then output), priority, name.
+    /// The order read-back lists chains in: by hook (input, forward, output: netfilter's hook
+    /// numbers), priority, name.
     static func kernelOrder(_ a: Chain, _ b: Chain) -> Bool {
-        func hookRank(_ h: Hook) -> Int { h == .input ? 0 : 1 }
+        func hookRank(_ h: Hook) -> Int { h == .input ? 0 : h == .forward ? 1 : 2 }
         return (hookRank(a.hook), a.priority, a.name) < (hookRank(b.hook), b.priority, b.name)
     }
 }

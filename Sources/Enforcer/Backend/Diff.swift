@@ -110,19 +110,16 @@ public enum Diff {
         return ops
     }
 
-    /// All elements of a set, as the transaction carries them.
+    /// All elements of a set, as the transaction carries them: an interval set's ranges, or a
+    /// hash set's addresses (its elements are single addresses by construction).
     static func elements(of s: NamedSet) -> SetElements {
-        SetElements(set: s.name, family: s.family, interval: s.interval, ranges: storedRanges(s.elements, interval: s.interval))
+        SetElements(set: s.name, family: s.family, interval: s.interval, ranges: s.elements.ranges)
     }
 
-    /// The ranges a set stores: intervals as they are, or every address for a hash set.
-    static func storedRanges(_ elements: AddressSet, interval: Bool) -> [AddressRange] {
-        if interval || elements.hostsOnly { return elements.ranges }
-        return elements.hostAddresses.map { AddressRange(family: $0.family, first: $0.value, last: $0.value) }
-    }
-
-    /// Element-level difference of two normalised sets: a stored range (or host) is either kept
-    /// exactly or deleted; a range that changes shape is deleted and its new shape added.
+    /// Element-level difference of two sets in the same layout: a stored range (or host) is either
+    /// kept exactly or deleted; a range that changes shape is deleted and its new shape added. In
+    /// a hash set every element is one address, so a replaced peer is one delete and one add
+    /// whatever its neighbours.
     public static func elementChanges(from have: AddressSet, to want: AddressSet) -> (deleted: [AddressRange], added: [AddressRange]) {
         // Both lists are sorted and disjoint, so one merge walk finds the exact matches.
         var deleted: [AddressRange] = [], added: [AddressRange] = []

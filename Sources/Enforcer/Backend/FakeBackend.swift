@@ -71,6 +71,29 @@ public final class FakeBackend: Backend {
     /// Whether a table carries fwenforcer's mark (nil: no such table).
     public func isMarked(_ table: String) -> Bool? { tables[table]?.marked }
 
+    /// Base chains of tables in other families (`ip filter`, `ip6 nat` ...), which the fake holds
+    /// only as far as `otherBaseChains` reports them.
+    private var otherFamilyChains: [OtherBaseChain] = []
+
+    /// Another tool's base chain in an `ip` or `ip6` table (an `inet` one is a foreign table here).
+    public func addOtherFamilyChain(_ c: OtherBaseChain) {
+        precondition(c.family != .inet, "inet tables are tables of the fake: use addForeignTable and apply")
+        otherFamilyChains.append(c)
+        generation &+= 1
+    }
+
+    public func otherBaseChains(excluding table: String) throws(BackendError) -> [OtherBaseChain] {
+        var out = otherFamilyChains
+        for (name, t) in tables where name != table {
+            let drops = t.chains.reduce(0) { $0 + $1.rules.filter { $0.verdict == .drop }.count }
+            out += t.chains.map { c in
+                OtherBaseChain(family: .inet, table: name, chain: c.definition.name, hook: c.definition.hook,
+                               priority: c.definition.priority, policy: c.definition.policy, tableDropRules: drops)
+            }
+        }
+        return out.sorted()
+    }
+
     public func read(table: String) throws(BackendError) -> Snapshot {
         guard let t = tables[table] else { return Snapshot(ruleset: nil, generation: generation) }
         return Snapshot(ruleset: try t.ruleset(named: table), generation: generation, marked: t.marked, foreign: t.foreign)
@@ -317,18 +340,15 @@ struct FakeSet {
 
     func namedSet() throws(BackendError) -> NamedSet {
         let family = definition.family
-        let ranges: [AddressRange]
+        let set: AddressSet
         if definition.interval {
             guard let decoded = Intervals.decode(elements.map { ($0.key, $0.isEnd) }, bits: family.bits) else {
                 throw .unrepresentable("set \(definition.name) holds overlapping intervals")
             }
-            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+            set = AddressSet(family: family, ranges: decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) })
         } else {
-            ranges = elements.map { AddressRange(family: family, first: $0.key, last: $0.key) }
-        }
-        let set = AddressSet(family: family, ranges: ranges)
-        guard definition.interval || set.hostsOnly else {
-            throw .unrepresentable("hash set \(definition.name) holds adjacent addresses")
+            // As the kernel's hash set: every address its own element, adjacent ones included.
+            set = AddressSet(family: family, hosts: elements.map { IPAddress(family: family, value: $0.key) })
         }
         return NamedSet(name: definition.name, family: family, interval: definition.interval, elements: set,
                         comment: definition.comment)

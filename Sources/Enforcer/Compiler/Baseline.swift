@@ -38,18 +38,19 @@ public enum Baseline {
             var rules = Compiler.baseRules(direction, enforce: enforce)
             if direction == .ingress {
                 for family in AddressFamily.allCases {
-                    let members = AddressSet(family: family, prefixes: inputs.adminSSH)
-                    guard !members.isEmpty else { continue }
-                    let name = "admin_ssh_\(family.setSuffix)"
-                    sets.append(NamedSet(name: name, family: family,
-                                         interval: inputs.adminSSH.contains { $0.address.family == family && !$0.isHost },
-                                         elements: members))
+                    // The same set the plan makes of the group (type from the config, adjacent hosts apart).
+                    guard let set = Compiler.groupSet("admin_ssh", family, members: inputs.adminSSH) else { continue }
+                    let name = set.name
+                    sets.append(set)
                     rules.append(Rule(matches: [.addressInSet(.source, family, set: name), .ports(.destination, .tcp, [PortRange(22)])],
                                       verdict: .accept, comment: adminRuleComment))
                 }
             }
+            let admin = rules.filter { $0.comment == adminRuleComment }
             rules += Compiler.tailRules(direction, mode: .enforce, enforce: enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0, policy: .drop, rules: rules))
+            // Published container ports are closed too, but for administrators' SSH.
+            if direction == .ingress { chains.append(Compiler.publishedPortsChain(allowing: admin, mode: .enforce, enforce: enforce)) }
         }
         return Ruleset(tableName: inputs.table, sets: sets, chains: chains)
     }

@@ -28,6 +28,14 @@ public enum Compiler {
         .routerSolicit, .routerAdvert, .neighborSolicit, .neighborAdvert, .mld2ListenerReport,
     ]
 
+    /// The ICMP errors conntrack relates to a connection (`nf_conntrack_proto_icmp.c` tracks
+    /// destination-unreachable, time-exceeded and parameter-problem; redirects and source quench
+    /// are not let through).
+    static let icmpRelatedErrors: [ICMPType] = [.destinationUnreachable, .timeExceeded, .parameterProblem]
+    /// The ICMPv6 errors conntrack relates to a connection; packet-too-big is accepted earlier
+    /// for path MTU discovery whatever its state, and stays listed so this rule reads complete.
+    static let icmpv6RelatedErrors: [ICMPType] = [.v6DestinationUnreachable, .packetTooBig, .v6TimeExceeded, .v6ParameterProblem]
+
     public static func compile(config: Config, roles: [String]) -> Plan {
         let flows = config.catalog.flows(roles: roles, features: Set(config.host.features),
                                          version: config.effectiveVersion, strict: config.host.strict)
@@ -44,6 +52,10 @@ public enum Compiler {
             rules += tailRules(direction, mode: mode, enforce: config.enforce)
             chains.append(Chain(name: direction.hook.rawValue, hook: direction.hook, priority: 0,
                                 policy: mode == .enforce ? .drop : .accept, rules: rules))
+            if direction == .ingress {
+                let allow = catalogRules(flows.filter { $0.direction == .ingress }, direction: .ingress, config: config, sets: &sets)
+                chains.append(publishedPortsChain(allowing: allow, mode: mode, enforce: config.enforce))
+            }
         }
         let ruleset = Ruleset(tableName: config.enforce.table, sets: Array(sets.values), chains: chains)
         return Plan(ruleset: ruleset, roles: roles, flows: flows)
@@ -70,7 +82,13 @@ public enum Compiler {
             // original-direction packets keep meeting the allow rules, so a peer removed from its
             // group loses its established connections at the next reconcile.
             Rule(matches: [.ctDirectionReply], verdict: .accept, comment: "replies of allowed connections"),
-            Rule(matches: [.ctState([.related])], verdict: .accept, comment: "ICMP errors related to allowed connections"),
+            // Conntrack also marks as related the connections a helper expects (FTP data, SIP
+            // media): those must meet the allow rules like any new connection, so only the ICMP
+            // errors about an allowed connection pass here.
+            Rule(matches: [.icmpTypes(.ipv4, icmpRelatedErrors), .ctState([.related])], verdict: .accept,
+                 comment: "ICMP errors related to allowed connections"),
+            Rule(matches: [.icmpTypes(.ipv6, icmpv6RelatedErrors), .ctState([.related])], verdict: .accept,
+                 comment: "ICMPv6 errors related to allowed connections"),
         ]
         if enforce.ping {
             rules.append(Rule(matches: [.icmpTypes(.ipv4, [.echoRequest])], verdict: .accept, comment: "ping ([enforce] ping)"))
@@ -154,14 +172,25 @@ public enum Compiler {
                 continue
             }
             for family in AddressFamily.allCases {
-                let elements = AddressSet(family: family, prefixes: members)
-                guard !elements.isEmpty else { continue }
-                let name = "\(key.remote)_\(family.setSuffix)"
-                sets[name] = NamedSet(name: name, family: family, interval: !elements.hostsOnly, elements: elements)
+                guard let set = groupSet(key.remote, family, members: members) else { continue }
+                let name = set.name
+                sets[name] = set
                 rules.append(Rule(matches: [.addressInSet(end, family, set: name)] + matches, verdict: .accept, comment: comment))
             }
         }
         return rules
+    }
+
+    /// The named set of a group's members in one family (`CCM_v4`), nil when it has none there.
+    /// The type follows from what the config says, never from the values: hosts only make a hash
+    /// set, adjacent hosts separate elements (so replacing one is one element change whatever its
+    /// neighbours); any prefix makes an interval set. An explicit /32 or /128 is a host.
+    static func groupSet(_ group: String, _ family: AddressFamily, members: [IPPrefix]) -> NamedSet? {
+        let own = members.filter { $0.family == family }
+        guard !own.isEmpty else { return nil }
+        let interval = own.contains { !$0.isHost }
+        let elements = interval ? AddressSet(family: family, prefixes: own) : AddressSet(family: family, hosts: own.map(\.address))
+        return NamedSet(name: "\(group)_\(family.setSuffix)", family: family, interval: interval, elements: elements)
     }
 
     /// "CCO#1 CCM#9: For two-way communication between the CCO and CCM VMs." within nft's limit.

@@ -51,6 +51,9 @@ public struct Config: Sendable, Hashable {
         public var ping: Bool = false
         /// Allow a DHCPv4/DHCPv6 client's exchanges.
         public var dhcpClient: Bool = false
+        /// The table is owned by the daemon's netlink socket (NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST,
+        /// Linux 6.9): no other process can change or delete it while the daemon runs.
+        public var owner: Bool = false
         /// The nfnetlink_log group audit mode reports would-be-dropped packets to; the daemon
         /// listens on it. Only one listener per group and network namespace can bind it, so it
         /// must differ from groups ulogd or other tools use on the host.
@@ -89,10 +92,7 @@ extension Config {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot read config file (permissions?)" : "config file does not exist"
             throw InputError(file: path, line: nil, key: nil, message: reason)
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw InputError(file: path, line: nil, key: nil, message: "config file is not UTF-8 text")
-        }
-        return try parse(text: text, file: path)
+        return try parse(text: try text(of: Array(data), file: path), file: path)
     }
 
     /// Parses and validates config text. `catalogOverride` replaces the catalog lookup (tests).
@@ -162,7 +162,7 @@ extension Config {
         var enforce = Enforce()
         if let t = try doc.table(doc.root, "enforce", path: "enforce") {
             try doc.rejectUnknown(in: t, path: "enforce",
-                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client", "audit_group", "unresolved"])
+                                  allowed: ["ingress", "egress", "table", "log_drops", "log_rate", "ping", "dhcp_client", "audit_group", "unresolved", "owner"])
             for (key, keyPath) in [("ingress", \Enforce.ingress), ("egress", \Enforce.egress)] {
                 if let s = try doc.string(t, key, path: "enforce.\(key)") {
                     guard let m = EnforceMode(rawValue: s) else {
@@ -190,6 +190,7 @@ extension Config {
             }
             enforce.ping = try doc.bool(t, "ping", path: "enforce.ping") ?? enforce.ping
             enforce.dhcpClient = try doc.bool(t, "dhcp_client", path: "enforce.dhcp_client") ?? enforce.dhcpClient
+            enforce.owner = try doc.bool(t, "owner", path: "enforce.owner") ?? enforce.owner
             if let u = try doc.string(t, "unresolved", path: "enforce.unresolved") {
                 guard let policy = UnresolvedPolicy(rawValue: u) else {
                     throw doc.error("enforce.unresolved", "\"\(u)\" is not baseline or open")

@@ -15,9 +15,16 @@ enum AtomicFile {
         // Dot-prefixed: node_exporter's collector reads only *.prom, and a reader listing the
         // directory skips hidden files.
         let temporary = "\(directory)/.\(path.lastComponent?.string ?? "file").tmp.\(getpid())"
-        let fd = try retryingInterrupts("open", temporary) {
-            open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        // O_EXCL and O_NOFOLLOW: the temporary is always a new file of ours. A leftover of a crash is
+        // removed first (unlink removes a link itself, never what it points to); a symlink or a
+        // hard link planted under that name is never written through.
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW
+        var fd = open(temporary, flags, mode)
+        if fd == -1 && errno == EEXIST {
+            unlink(temporary)
+            fd = open(temporary, flags, mode)
         }
+        if fd == -1 { throw SystemCallError(call: "open", subject: temporary, code: Errno(rawValue: errno)) }
         do {
             defer { closeDescriptor(fd) }
             // The umask must not narrow the mode: readers are other users (node_exporter).

@@ -50,12 +50,31 @@ public struct ConfigDirectoryWarning: Equatable, CustomStringConvertible, Sendab
 /// resolved it must be a regular file owned by uid 0 and not writable by group or others (0600 or
 /// 0644, say).
 public enum ConfigFileSecurity {
+    /// A config file that passed the check, and the bytes read from the descriptor that was checked.
+    public struct CheckedFile: Sendable {
+        public var bytes: [UInt8]
+        /// Directories on the way that users other than root could rearrange.
+        public var warnings: [ConfigDirectoryWarning]
+    }
+
     /// Checks `path`; returns warnings about the directories it resolves through.
     ///
     /// - Throws: ``InsecureConfigFile`` when the file fails the check, ``SystemCallError`` when it
     ///   cannot be examined (e.g. it does not exist).
     @discardableResult
     public static func check(_ path: FilePath) throws -> [ConfigDirectoryWarning] {
+        try read(path).warnings
+    }
+
+    /// Checks `path` and returns its content, reading the file once: the path is resolved through
+    /// its symlinks, the file it resolves to is opened with `O_NOFOLLOW`, and the owner and mode are
+    /// taken from that descriptor (`fstat`), which the bytes are then read from. A file swapped
+    /// between the check and the read (a writer replacing it by name) cannot be read unchecked:
+    /// what was checked is what is returned. A link put in its place after the resolution fails
+    /// with `ELOOP`, and the next change event reads again.
+    ///
+    /// - Throws: ``InsecureConfigFile`` or ``SystemCallError``, as ``check(_:)``.
+    public static func read(_ path: FilePath) throws -> CheckedFile {
         let given = path.string
         let chain = SymlinkChain.resolve(given)
         guard let resolved = chain.target else {
@@ -63,15 +82,30 @@ public enum ConfigFileSecurity {
             let code = stat(given, &info) == -1 ? Errno(rawValue: errno) : .tooManySymbolicLinkLevels
             throw SystemCallError(call: "stat", subject: given, code: code)
         }
+        // O_NONBLOCK: opening a FIFO put there must not block the daemon; fstat refuses it below.
+        let fd = try retryingInterrupts("open", resolved) { open(resolved, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) }
+        defer { closeDescriptor(fd) }
         var info = stat()
-        try retryingInterrupts("stat", given) { lstat(resolved, &info) }
+        try retryingInterrupts("fstat", resolved) { fstat(fd, &info) }
         let insecure = InsecureConfigFile(
             path: given, resolvedPath: resolved, ownerUID: info.st_uid, mode: info.st_mode & 0o7777,
             isRegularFile: info.st_mode & S_IFMT == S_IFREG)
         if !insecure.isRegularFile || insecure.ownerUID != 0 || insecure.mode & 0o022 != 0 {
             throw insecure
         }
-        return directoryWarnings(chain)
+        return CheckedFile(bytes: try readAll(fd, name: resolved), warnings: directoryWarnings(chain))
+    }
+
+    private static func readAll(_ fd: Int32, name: String) throws(SystemCallError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = try retryingInterrupts("read", name) {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { return bytes }
+            bytes += chunk[0..<count]
+        }
     }
 
     /// Every directory that holds a link or the file, and their ancestors, that is not owned by root

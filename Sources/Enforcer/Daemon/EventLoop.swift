@@ -18,6 +18,17 @@ import SystemPackage
 public final class EventLoop {
     public typealias Handler = () throws -> Void
     public typealias SignalHandler = (_ signal: Int32) throws -> Void
+    /// A signal with what its sender attached: the value of `sigqueue`/`pidfd_send_signal` (0 for
+    /// a plain `kill`), and whether it was queued with one.
+    public struct SignalInfo: Sendable, Hashable {
+        public var signal: Int32
+        /// `si_value.sival_int` of a queued signal.
+        public var value: Int32
+        /// True when sent with a value (`si_code` SI_QUEUE), not by a plain `kill`.
+        public var queued: Bool
+        public var senderPID: Int32
+    }
+    public typealias SignalInfoHandler = (_ info: SignalInfo) throws -> Void
 
     /// Identifies a readable-descriptor registration, for ``cancel(_:)``.
     public struct Registration: Hashable, Sendable {
@@ -44,7 +55,7 @@ public final class EventLoop {
     private var nextToken: UInt64 = 1
     private var signalToken: UInt64?
     private var signalMask = sigset_t()
-    private var signalHandlers: [Int32: SignalHandler] = [:]
+    private var signalHandlers: [Int32: SignalInfoHandler] = [:]
     private var stopRequested = false
     public private(set) var isClosed = false
     /// The thread that created the loop: the only one that may run it (a signalfd reports the
@@ -108,6 +119,11 @@ public final class EventLoop {
     ///
     /// The corresponding C function is `signalfd`.
     public func handleSignals(_ signals: [Int32], _ handler: @escaping SignalHandler) throws(SystemCallError) {
+        try handleSignalsWithInfo(signals, { try handler($0.signal) })
+    }
+
+    /// The same, handing each handler what the sender attached to the signal (`SignalInfo`).
+    public func handleSignalsWithInfo(_ signals: [Int32], _ handler: @escaping SignalInfoHandler) throws(SystemCallError) {
         precondition(!isClosed, "EventLoop is closed")
         try SignalMask.block(signals)
         for signal in signals {
@@ -238,8 +254,12 @@ public final class EventLoop {
             if count == -1 && errno == EINTR { continue }
             // EAGAIN: drained. A signalfd returns whole siginfo records or fails.
             guard count == LinuxCalls.signalfdSiginfoSize else { return }
-            let signal = Int32(info.withUnsafeBytes { $0.load(fromByteOffset: 0, as: UInt32.self) })
-            try signalHandlers[signal]?(signal)
+            // struct signalfd_siginfo: ssi_signo at 0, ssi_code at 8, ssi_pid at 12, ssi_int at 44.
+            let (signal, code, pid, value) = info.withUnsafeBytes {
+                (Int32(bitPattern: $0.load(fromByteOffset: 0, as: UInt32.self)), $0.load(fromByteOffset: 8, as: Int32.self),
+                 Int32(bitPattern: $0.load(fromByteOffset: 12, as: UInt32.self)), $0.load(fromByteOffset: 44, as: Int32.self))
+            }
+            try signalHandlers[signal]?(SignalInfo(signal: signal, value: value, queued: code == LinuxCalls.siQueue, senderPID: pid))
         }
     }
 

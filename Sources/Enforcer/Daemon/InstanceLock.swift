@@ -53,6 +53,13 @@ public final class InstanceLock {
         let fd = try retryingInterrupts("open", pathString) {
             open(pathString, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         }
+        // The pid is written into the file: never into something else planted under its name (a
+        // hard link to another file of root's, a device).
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFREG || info.st_nlink != 1 {
+            closeDescriptor(fd)
+            throw SystemCallError(call: "open", subject: "\(pathString) (not a regular file of its own: \(info.st_nlink) links)", code: .notPermitted)
+        }
         do {
             try retryingInterrupts("flock", pathString) { flock(fd, LOCK_EX | LOCK_NB) }
         } catch where error.code == .wouldBlock {

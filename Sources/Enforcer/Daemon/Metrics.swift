@@ -23,6 +23,10 @@ public struct DaemonMetrics: Sendable, Equatable {
     public var configSHA256 = ""
     /// Configs (or reloads) refused because the file was invalid or unreadable.
     public var configRejections = 0
+    /// True while inotify cannot watch the config and it is polled instead (``ConfigWatcher/Mode``).
+    public var configWatchPolling = false
+    /// Times the config watch fell back from inotify to polling.
+    public var configWatchFallbacks = 0
     /// The fail-closed baseline stands in for a plan (no valid config, or roles unresolved).
     public var baselineActive = false
 
@@ -41,6 +45,11 @@ public struct DaemonMetrics: Sendable, Equatable {
         if let i = Self.durationBuckets.firstIndex(where: { seconds <= $0 }) { durationBucketCounts[i] += 1 }
         durationSum += seconds
         durationCount += 1
+    }
+
+    public mutating func recordConfigWatch(polling: Bool) {
+        if polling && !configWatchPolling { configWatchFallbacks += 1 }
+        configWatchPolling = polling
     }
 
     public mutating func recordConfig(sha256: String) {
@@ -93,6 +102,12 @@ public enum MetricsText {
         }
         out.family("fwenforcer_config_rejections_total", .counter, "Config reads refused (invalid or unreadable file); the last good ruleset stayed.") {
             $0.sample([:], m.configRejections)
+        }
+        out.family("fwenforcer_config_watch_polling", .gauge, "1 while inotify cannot watch the config (e.g. ENOSPC) and it is polled instead (stat and SHA-256 every few seconds).") {
+            $0.sample([:], m.configWatchPolling ? 1 : 0)
+        }
+        out.family("fwenforcer_config_watch_fallbacks_total", .counter, "Times the config watch fell back from inotify to polling.") {
+            $0.sample([:], m.configWatchFallbacks)
         }
         out.family("fwenforcer_baseline_active", .gauge, "1 while the fail-closed baseline is enforced because no valid plan exists (see the log and `fwenforcerd status`).") {
             $0.sample([:], m.baselineActive ? 1 : 0)

@@ -52,6 +52,8 @@ func closeDescriptor(_ fd: Int32) {
 /// the C calling convention; a C shim target would do the same at compile time but needs a package
 /// change. These are stable glibc symbols present since 2.9, so a failed lookup is a broken system.
 enum LinuxCalls {
+    /// `si_code` of a signal sent with a value (`sigqueue`, `pidfd_send_signal` with a siginfo).
+    static let siQueue: Int32 = -1
     typealias EpollCreate1 = @convention(c) (Int32) -> Int32
     typealias EpollCtl = @convention(c) (Int32, Int32, Int32, UnsafeMutableRawPointer?) -> Int32
     typealias EpollWait = @convention(c) (Int32, UnsafeMutableRawPointer?, Int32, Int32) -> Int32

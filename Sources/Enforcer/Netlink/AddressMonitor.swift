@@ -27,11 +27,14 @@ public final class AddressMonitor {
 
     public func close() { socket.close() }
 
-    /// Reads every pending message without blocking; true when any address was added or removed
-    /// (or events were lost, which may have hidden one). Only RTM_NEWADDR and RTM_DELADDR arrive on
-    /// these groups, so any message counts.
-    public func drain() -> Bool {
+    /// Reads pending messages without blocking, up to `budget`; true when any address was added,
+    /// changed or removed (or events were lost, which may have hidden one). Only RTM_NEWADDR and
+    /// RTM_DELADDR arrive on these groups, so any message counts. Lifetime refreshes (an IPv6
+    /// router advertisement renewing `valid_lft`) are RTM_NEWADDR too: ``HostAddressWatch`` tells
+    /// them from real changes.
+    public func drain(budget: DrainBudget = .perTurn) -> Bool {
         var changed = false
+        var meter = DrainBudget.Meter(budget)
         while true {
             do {
                 guard let n = try socket.receive(into: buffer, wait: false), n > 0 else { return changed }
@@ -41,6 +44,7 @@ public final class AddressMonitor {
             } catch {
                 return changed
             }
+            if !meter.allowsAnother() { return changed }
         }
     }
 }

@@ -32,7 +32,8 @@ struct Batch {
     var messages: [Message] = []
 
     /// Encodes a transaction as nft would write the same commands.
-    static func encode(_ tx: Transaction, builder b: MessageBuilder) throws(BackendError) -> Batch {
+    /// `tableFlags` go on every NEWTABLE (an owned table's NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST).
+    static func encode(_ tx: Transaction, builder b: MessageBuilder, tableFlags: UInt32 = 0) throws(BackendError) -> Batch {
         var batch = Batch(table: tx.table)
         let table = tx.table
         var nextSetID: UInt32 = 1
@@ -51,7 +52,7 @@ struct Batch {
             let subject = tx.subject(of: op)
             switch op {
             case .addTable:
-                append(TableMessages.add(table, b), subject)
+                append(TableMessages.add(table, flags: tableFlags, b), subject)
             case .deleteTable:
                 append(TableMessages.delete(table, b), subject)
                 createdSets.removeAll()

@@ -84,12 +84,19 @@ enum ChainMessages {
 }
 
 extension Hook {
-    /// NF_INET_LOCAL_IN / NF_INET_LOCAL_OUT.
-    var netfilterHook: UInt32 { self == .input ? NF_INET_LOCAL_IN.rawValue : NF_INET_LOCAL_OUT.rawValue }
+    /// NF_INET_LOCAL_IN / NF_INET_FORWARD / NF_INET_LOCAL_OUT.
+    var netfilterHook: UInt32 {
+        switch self {
+        case .input: return NF_INET_LOCAL_IN.rawValue
+        case .forward: return NF_INET_FORWARD.rawValue
+        case .output: return NF_INET_LOCAL_OUT.rawValue
+        }
+    }
 
     init?(netfilterHook: UInt32) {
         switch netfilterHook {
         case NF_INET_LOCAL_IN.rawValue: self = .input
+        case NF_INET_FORWARD.rawValue: self = .forward
         case NF_INET_LOCAL_OUT.rawValue: self = .output
         default: return nil
         }

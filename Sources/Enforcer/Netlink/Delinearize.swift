@@ -67,6 +67,27 @@ enum Delinearize {
             case (.ct(.direction, r1), .cmp(.eq, r1, [1])) where !inStatements:
                 matches.append(.ctDirectionReply)
                 i += 2
+            case (.ct(.status, r1), .bitwise(r1, 4, let mask, [0, 0, 0, 0])) where !inStatements && mask == Linearize.hostBytes(conntrackStatusDNAT):
+                switch next(2) {
+                case .cmp(.neq, r1, [0, 0, 0, 0])?: matches.append(.ctStatusDNAT(true))
+                case .cmp(.eq, r1, [0, 0, 0, 0])?: matches.append(.ctStatusDNAT(false))
+                default: throw fail("ct status test")
+                }
+                i += 3
+            case (.ctOriginal(.protoDst, r1), _) where !inStatements:
+                guard let proto = [TransportProtocol.tcp.number: TransportProtocol.tcp, TransportProtocol.udp.number: .udp][state.l4 ?? 0] else {
+                    throw fail("ct original proto-dst without a tcp or udp protocol check")
+                }
+                switch (next(1), next(2)) {
+                case (.cmp(.gte, r1, let lo), .cmp(.lte, r1, let hi)) where lo.count == 2 && hi.count == 2 && port(lo) <= port(hi):
+                    matches.append(.originalDestinationPort(proto, PortRange(port(lo), port(hi))))
+                    i += 3
+                case (.cmp(.eq, r1, let p), _) where p.count == 2:
+                    matches.append(.originalDestinationPort(proto, PortRange(port(p))))
+                    i += 2
+                default:
+                    throw fail("ct original proto-dst match")
+                }
             case (.payload(.network, let offset, let length, r1), .lookup(let set, _, r1)) where !inStatements:
                 let field: (AddressFamily, PacketEnd)? = switch (offset, length) {
                 case (12, 4): (.ipv4, .source)

@@ -128,6 +128,18 @@ enum Linearize {
                                    .cmp(.neq, register: r1, data: [0, 0, 0, 0])]))
             case .ctDirectionReply:
                 units.append(Unit([.ct(.direction, register: r1), .cmp(.eq, register: r1, data: [1])]))  // IP_CT_DIR_REPLY
+            case .ctStatusDNAT(let dnat):
+                units.append(Unit([.ct(.status, register: r1),
+                                   .bitwise(register: r1, length: 4, mask: hostBytes(conntrackStatusDNAT), xor: [0, 0, 0, 0]),
+                                   .cmp(dnat ? .neq : .eq, register: r1, data: [0, 0, 0, 0])]))
+            case .originalDestinationPort(_, let range):
+                let load = Expression.ctOriginal(.protoDst, register: r1)
+                if range.first == range.last {
+                    units.append(Unit([load, .cmp(.eq, register: r1, data: bigEndian16(range.first))]))
+                } else {
+                    units.append(Unit([load, .cmp(.gte, register: r1, data: bigEndian16(range.first)),
+                                       .cmp(.lte, register: r1, data: bigEndian16(range.last))]))
+                }
             case .family(let f):
                 units.append(Unit(familyCheck(f)))
             case .transport(let p):

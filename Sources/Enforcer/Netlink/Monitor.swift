@@ -65,9 +65,12 @@ public final class NetlinkMonitor {
 
     public func close() { socket.close() }
 
-    /// Reads every pending event without blocking.
-    public func drain() throws(BackendError) -> [MonitorEvent] {
+    /// Reads pending events without blocking, up to `budget`: a writer committing without pause
+    /// must not keep the event loop here. What is left is read on the next turn (a batch's object
+    /// messages and its NEWGEN may be split between turns; `touched` carries over).
+    public func drain(budget: DrainBudget = .perTurn) throws(BackendError) -> [MonitorEvent] {
         var events: [MonitorEvent] = []
+        var meter = DrainBudget.Meter(budget)
         while true {
             let n: Int?
             do {
@@ -75,11 +78,40 @@ public final class NetlinkMonitor {
             } catch .system(_, .noBufferSpace) {
                 touched = false
                 events.append(.overflow)
+                if !meter.allowsAnother() { return events }
                 continue
             }
             guard let n, n > 0 else { return events }
             events += parse(Array(buffer.prefix(n))[...])
+            if !meter.allowsAnother() { return events }
         }
+    }
+
+    /// Drains the pending events and tells whether the commits after generation `from` up to `to`
+    /// all left the watched table alone, every one of them seen. A commit by another writer that
+    /// touched the table after `from` (up to `to` or later) answers no, so a read taken meanwhile is
+    /// taken again and includes it: nothing drained here hides drift. Earlier commits are already
+    /// part of what a read starting at `from` sees.
+    public func drainCheckingTable(after from: UInt32, upTo to: UInt32) -> (untouched: Bool, events: [MonitorEvent]) {
+        func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) > 0 }
+        var seen = from
+        var untouched = true
+        var all: [MonitorEvent] = []
+        // `drain` stops at its budget: read on until the commit at `to` is seen (a bounded number
+        // of times; the events of commits up to `to` are queued already).
+        for _ in 0..<64 where !after(seen, to) && seen != to {
+            guard let events = try? drain(), !events.isEmpty else { break }
+            all += events
+            for event in events {
+                switch event {
+                case .overflow: untouched = false
+                case .commit(let c):
+                    if c.touchedTable && !c.own && after(c.generation, from) { untouched = false }
+                    if after(c.generation, seen) { seen = c.generation }
+                }
+            }
+        }
+        return (untouched && !after(to, seen), all)
     }
 
     /// Parses one datagram of netlink messages into commits (exposed for tests with recorded bytes).

@@ -27,6 +27,14 @@ public final class NetlinkBackend: Backend {
     /// ACK costs about 1 KiB of buffer (skb overhead included), as nft also assumes. Tests lower it
     /// to provoke lost ACKs.
     var receiveBufferPerMessage = 1024
+    /// Whether the tables this backend creates are owned by its socket (`claim(table:)`).
+    public var tableOwnership: TableOwnership = .shared { didSet { tableFlags = tableOwnership.flags } }
+    /// The flags on every NEWTABLE (tests add a flag this kernel does not know, as a kernel before
+    /// 6.9 does not know NFT_TABLE_F_PERSIST).
+    var tableFlags: UInt32 = 0
+    /// Answers whether every commit after generation `from` up to `to` left `table` alone (the
+    /// daemon asks its nftables monitor). Lets `read` accept dumps taken while other tables changed.
+    public var tableUntouched: ((_ table: String, _ from: UInt32, _ to: UInt32) -> Bool)?
     /// ERESTART (Linux errno 85), the kernel's answer to a batch whose generation is stale.
     static let erestart: Int32 = 85
 
@@ -68,7 +76,7 @@ public final class NetlinkBackend: Backend {
 
     public func apply(_ tx: Transaction) throws(BackendError) -> ApplyReport {
         let start = ContinuousClock.now
-        let batch = try Batch.encode(tx, builder: builder)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableFlags)
         let (bytes, retries, generation) = try send(batch, generation: tx.generation, commit: true)
         let counts = tx.counts
         // The kernel checked the batch against `generation` under its commit lock and committed
@@ -79,7 +87,7 @@ public final class NetlinkBackend: Backend {
     }
 
     public func check(_ tx: Transaction) throws(BackendError) {
-        let batch = try Batch.encode(tx, builder: builder)
+        let batch = try Batch.encode(tx, builder: builder, tableFlags: tableFlags)
         _ = try send(batch, generation: tx.generation, commit: false)
     }
 
@@ -168,11 +176,16 @@ public final class NetlinkBackend: Backend {
             if attempt > 0 { usleep(useconds_t(20_000 * attempt)) }
             let before = try generation()
             lastGeneration = before
-            guard let (snapshot, interrupted) = try dumpTable(table, generation: before) else {
-                if try generation() == before { return Snapshot(ruleset: nil, generation: before) }
-                continue
-            }
-            if !interrupted, try generation() == before { return snapshot }
+            let dumped = try dumpTable(table, generation: before)
+            let after = try generation()
+            let consistent = after == before && dumped?.interrupted != true
+            // Another writer committed during the dumps: still consistent for this table when the
+            // caller's monitor saw that none of those commits touched it (a busy fail2ban or
+            // kube-proxy must not make every read fail).
+            guard consistent || tableUntouched?(table, before, after) == true else { continue }
+            guard var snapshot = dumped?.0 else { return Snapshot(ruleset: nil, generation: after) }
+            snapshot.generation = after
+            return snapshot
         }
         throw .generationChanged(expected: lastGeneration)
     }
@@ -277,19 +290,15 @@ public final class NetlinkBackend: Backend {
         guard s.flags & ~NFT_SET_INTERVAL.rawValue == 0 else {
             throw .unrepresentable("set \(s.name) has flags 0x\(String(s.flags, radix: 16))")
         }
-        let values = elements
-        let ranges: [AddressRange]
+        let set: AddressSet
         if s.isInterval {
-            guard let decoded = Intervals.decode(values, bits: family.bits) else {
+            guard let decoded = Intervals.decode(elements, bits: family.bits) else {
                 throw .unrepresentable("set \(s.name) holds overlapping intervals")
             }
-            ranges = decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) }
+            set = AddressSet(family: family, ranges: decoded.map { AddressRange(family: family, first: $0.first, last: $0.last) })
         } else {
-            ranges = values.map { AddressRange(family: family, first: $0.0, last: $0.0) }
-        }
-        let set = AddressSet(family: family, ranges: ranges)
-        guard s.isInterval || set.hostsOnly else {
-            throw .unrepresentable("hash set \(s.name) holds adjacent addresses")
+            // A hash set's elements are single addresses, adjacent ones each its own element.
+            set = AddressSet(family: family, hosts: elements.map { IPAddress(family: family, value: $0.key) })
         }
         return NamedSet(name: s.name, family: family, interval: s.isInterval, elements: set, comment: s.userdata.setComment)
     }
@@ -400,9 +409,10 @@ public final class NetlinkBackend: Backend {
 
     // MARK: - request / reply
 
-    /// A dump request of `type` for the inet family, filtered by string attributes.
-    private func dump(_ type: nf_tables_msg_types, attributes: [(UInt16, String)], interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
-        var request = builder.build(type, flags: NLM_F_REQUEST | NLM_F_DUMP) { _ in }
+    /// A dump request of `type` for `family` (default inet), filtered by string attributes.
+    func dump(_ type: nf_tables_msg_types, family: UInt8 = familyInet, attributes: [(UInt16, String)],
+              interrupted: inout Bool) throws(BackendError) -> [ReceivedMessage] {
+        var request = builder.build(type, flags: NLM_F_REQUEST | NLM_F_DUMP, family: family) { _ in }
         for (t, v) in attributes { request.appendAttribute(type: t, Array(v.utf8) + [0]) }
         let n = UInt32(request.count)
         for k in 0..<4 { request[k] = UInt8(truncatingIfNeeded: n >> (8 * UInt32(k))) }

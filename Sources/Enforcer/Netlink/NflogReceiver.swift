@@ -13,7 +13,8 @@ import Glibc
 /// by type, and binding a family would make nfnetlink_log the namespace's default logger for it
 /// (changing where other tools' plain `LOG` rules go).
 ///
-/// The daemon polls `fileDescriptor` in its event loop; `drain` never blocks.
+/// The daemon polls `fileDescriptor` in its event loop; `drain` never blocks, and returns after a
+/// bounded amount of work (``DrainBudget``) however fast packets arrive.
 public final class NflogReceiver {
     private let socket: NetlinkSocket
     public let group: UInt16
@@ -77,23 +78,28 @@ public final class NflogReceiver {
         }
     }
 
-    /// Reads every pending packet without blocking and hands each to `body`.
-    public func drain(_ body: (NflogPacket) -> Void) {
+    /// Reads pending packets without blocking, up to `budget`, and hands each to `body`. Returns
+    /// true when the budget ran out first (more may be queued; the descriptor stays readable).
+    @discardableResult
+    public func drain(budget: DrainBudget = .perTurn, _ body: (NflogPacket) -> Void) -> Bool {
+        var meter = DrainBudget.Meter(budget)
         while true {
             let n: Int?
             do {
                 n = try socket.receive(into: buffer, wait: false)
             } catch .system(_, .noBufferSpace) {
                 overflows += 1
+                if !meter.allowsAnother() { return true }
                 continue
             } catch {
-                return
+                return false
             }
-            guard let n, n > 0 else { return }
+            guard let n, n > 0 else { return false }
             NflogWire.forEachPacket(in: Array(buffer.prefix(n))[...]) { packet in
                 numbering.note(packet.sequence)
                 body(packet)
             }
+            if !meter.allowsAnother() { return true }
         }
     }
 }

@@ -37,11 +37,12 @@ struct DumpedTable {
 /// NEWTABLE / DELTABLE / GETTABLE for fwenforcer's inet table.
 enum TableMessages {
     /// `add table inet NAME { comment "managed by fwenforcerd: ..." }` (nft sends flags 0
-    /// explicitly): the comment is fwenforcer's ownership mark (`TableMarker`).
-    static func add(_ name: String, _ b: MessageBuilder) -> [UInt8] {
+    /// explicitly): the comment is fwenforcer's ownership mark (`TableMarker`). `flags` are an
+    /// owned table's NFT_TABLE_F_OWNER | NFT_TABLE_F_PERSIST (`TableOwnership`).
+    static func add(_ name: String, flags: UInt32 = 0, _ b: MessageBuilder) -> [UInt8] {
         let t = NftnlTable()
         t.set(NFTNL_TABLE_NAME, name)
-        t.set(NFTNL_TABLE_FLAGS, UInt32(0))
+        t.set(NFTNL_TABLE_FLAGS, flags)
         var u = Userdata()
         u.putString(Int(NFTNL_UDATA_TABLE_COMMENT.rawValue), TableMarker.comment)
         t.set(NFTNL_TABLE_USERDATA, u.bytes)

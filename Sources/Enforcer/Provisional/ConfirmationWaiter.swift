@@ -41,15 +41,23 @@ public final class ConfirmationWaiter {
         defer { loop.close() }
         enum Event { case confirm, cancel, rollBack(String) }
         var event: Event?
-        try loop.handleSignals(Self.signals) { signal in
-            switch signal {
-            case SIGUSR1: event = .confirm
+        try loop.handleSignalsWithInfo(Self.signals, { [file, logger] info in
+            switch info.signal {
+            case SIGUSR1:
+                // Only a confirmation that names the change this process owns keeps it.
+                let current = try? file.read()
+                guard let current, current.ownerIdentity == ProcessIdentity.current,
+                      current.token == nil || (info.queued && info.value == current.token) else {
+                    logger.warning("SIGUSR1 from pid \(info.senderPID) does not name the pending change (config sha256 \(record.configSHA256.prefix(12))); it is not confirmed: use `fwenforcerd confirm`")
+                    return
+                }
+                event = .confirm
             case SIGUSR2: event = .cancel
             case SIGHUP: return
-            default: event = .rollBack("stopped by signal \(signal) before a confirmation")
+            default: event = .rollBack("stopped by signal \(info.signal) before a confirmation")
             }
             loop.stop()
-        }
+        })
         let timer = try loop.makeTimer {
             event = .rollBack("not confirmed within the window (deadline \(ISO8601Format.string(record.deadline)))")
             loop.stop()
@@ -111,7 +119,7 @@ public final class ConfirmationWaiter {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: recordTimeout)
         while clock.now < deadline {
-            if let record = try file.read(), record.pid == getpid(), record.state == .pending { return record }
+            if let record = try file.read(), record.ownerIdentity == ProcessIdentity.current, record.state == .pending { return record }
             usleep(20_000)
         }
         logger.notice("no pending-confirmation record at \(file.path) names pid \(getpid()); nothing to wait for")

@@ -10,7 +10,7 @@ public enum DetachedProcess {
     static let spawnSetsid: Int16 = 0x80
 
     /// Spawns `executable` with `arguments` in a new session, stdin and stdout on /dev/null, stderr
-    /// appended to `standardError`, and `blocked` signals blocked from its first instruction (so a
+    /// appended to `standardError` (never through a symlink: the spawner is root), and `blocked` signals blocked from its first instruction (so a
     /// signal sent before it sets up its signalfd waits instead of killing it). Descriptors of this
     /// process other than 0-2 are closed in the child. Returns the child's pid; nobody waits for it
     /// (it is re-parented to init when this process exits).
@@ -41,7 +41,7 @@ public enum DetachedProcess {
         try check("posix_spawn_file_actions_addopen", posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0))
         try check("posix_spawn_file_actions_addopen", posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0))
         try check("posix_spawn_file_actions_addopen",
-                  posix_spawn_file_actions_addopen(&actions, 2, standardError.string, O_WRONLY | O_CREAT | O_APPEND, 0o640))
+                  posix_spawn_file_actions_addopen(&actions, 2, standardError.string, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o640))
         // The netlink socket libmnl opened has no close-on-exec flag; nothing but 0-2 is the child's business.
         if let closeFrom = addCloseFrom {
             try check("posix_spawn_file_actions_addclosefrom_np", closeFrom(&actions, 3))

@@ -37,6 +37,10 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
     public var state: State
     /// The process that takes SIGUSR1 and rolls back.
     public var pid: Int32
+    /// When that process started (``ProcessIdentity``): with `pid`, what tells it from a process
+    /// that got the same pid later. Nil in records written before it existed, whose owner is then
+    /// never signalled (its window ends by itself).
+    public var ownerStartTime: UInt64?
     public var owner: Owner
     public var table: String
     public var appliedAt: Date
@@ -54,13 +58,22 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
     public var previous: Ruleset?
     /// What the rollback did, or why it failed.
     public var outcome: String?
+    /// Names this change: `fwenforcerd confirm` sends it with its SIGUSR1 (the signal's value), and
+    /// the owner keeps the change only when it names the change pending now. A confirmation meant
+    /// for a change that a newer one replaced is refused. Nil in records of earlier versions.
+    public var token: Int32?
 
-    public init(state: State = .pending, pid: Int32 = getpid(), owner: Owner, table: String, appliedAt: Date = Date(),
-                deadline: Date, configPath: String, configSHA256: String, applied: String,
+    /// A fresh token: positive (it travels as `sival_int`) and never 0 (a plain `kill`).
+    public static func newToken() -> Int32 { Int32.random(in: 1...Int32.max) }
+
+    /// `ownerStartTime` nil reads the start time of `pid` now (it must be running).
+    public init(state: State = .pending, pid: Int32 = getpid(), ownerStartTime: UInt64? = nil, owner: Owner, table: String,
+                appliedAt: Date = Date(), deadline: Date, configPath: String, configSHA256: String, applied: String,
                 previousConfigSHA256: String? = nil, previous: Ruleset?) {
         self.formatVersion = Self.currentFormatVersion
         self.state = state
         self.pid = pid
+        self.ownerStartTime = ownerStartTime ?? ProcessIdentity.of(pid)?.startTime
         self.owner = owner
         self.table = table
         self.appliedAt = appliedAt
@@ -70,6 +83,7 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
         self.applied = applied
         self.previousConfigSHA256 = previousConfigSHA256
         self.previous = previous
+        self.token = Self.newToken()
     }
 
     /// The end of a window of `window` from now, rounded up to a whole second: the record stores
@@ -86,13 +100,14 @@ public struct PendingConfirmation: Codable, Sendable, Equatable {
         return "table inet \(table) as it was (\(previous.chains.count) chains, \(rules) rules, \(previous.sets.count) sets)"
     }
 
-    /// Whether the owner of the window is still there: the pid exists and is an fwenforcerd (a pid
-    /// reused by another program must never get a SIGUSR1, whose default action kills it).
-    public var ownerIsAlive: Bool {
-        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-        guard let comm = try? AtomicFile.read(FilePath("/proc/\(pid)/comm")) else { return false }
-        return String(decoding: comm, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == "fwenforcerd"
+    /// The process that owns the window, as recorded; nil for a record without a start time.
+    public var ownerIdentity: ProcessIdentity? {
+        ownerStartTime.map { ProcessIdentity(pid: pid, startTime: $0) }
     }
+
+    /// Whether the owner of the window is still there: the process with that pid *and* start time
+    /// (a pid reused by another program must never get a SIGUSR1, whose default action kills it).
+    public var ownerIsAlive: Bool { ownerIdentity?.isAlive ?? false }
 }
 
 /// The pending-confirmation record could not be used.
@@ -123,11 +138,13 @@ public struct PendingFile: Sendable {
 
     /// Mode 0600: the record holds the previous ruleset, which is as private as the config.
     public func write(_ record: PendingConfirmation) throws {
+        try checkDirectory()
         try AtomicFile.write(try AtomicFile.json(record), to: path, mode: 0o600)
     }
 
     /// The record, or nil when there is none.
     public func read() throws -> PendingConfirmation? {
+        try checkDirectory()
         guard let bytes = try AtomicFile.read(path) else { return nil }
         struct Version: Decodable { var formatVersion: Int }
         let decoder = JSONDecoder()
@@ -144,6 +161,24 @@ public struct PendingFile: Sendable {
             return try decoder.decode(PendingConfirmation.self, from: data)
         } catch {
             throw PendingFileError(path: path.string, reason: "unreadable (\(error))")
+        }
+    }
+
+    /// Refuses a record in a directory that users other than root could write: there anyone
+    /// could plant a record naming a process of theirs (root's `confirm` would signal it) or a
+    /// "previous" ruleset of their choosing (a rollback would enforce it). A directory that does
+    /// not exist yet is no threat: there is no record to read, and writing into it fails.
+    func checkDirectory() throws(PendingFileError) {
+        let directory = path.removingLastComponent().string.isEmpty ? "." : path.removingLastComponent().string
+        var info = stat()
+        guard stat(directory, &info) == 0 else { return }
+        let mode = info.st_mode & 0o7777
+        var problems: [String] = []
+        if info.st_uid != 0 { problems.append("its directory \(directory) is owned by \(ownerName(info.st_uid)), not root") }
+        if mode & 0o022 != 0 { problems.append("its directory \(directory) (mode \(octal(mode))) is writable by \(mode & 0o020 != 0 ? "group" : "others")") }
+        guard problems.isEmpty else {
+            throw PendingFileError(path: path.string, reason: problems.joined(separator: " and ")
+                + "; a pending-confirmation record must live where only root can write (the default is \(Self.defaultPath))")
         }
     }
 

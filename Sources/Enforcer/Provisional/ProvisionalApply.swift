@@ -23,7 +23,8 @@ public struct ProvisionalApply {
 
     public let file: PendingFile
     public let backend: any Backend
-    /// Starts the waiter for `file` and returns its pid.
+    /// Starts the waiter for `file` and returns its pid, once the waiter blocks the signals it
+    /// handles (``ConfirmationWaiterLauncher``).
     public let startWaiter: () throws -> pid_t
 
     public init(file: PendingFile, backend: any Backend, startWaiter: @escaping () throws -> pid_t) {
@@ -41,17 +42,19 @@ public struct ProvisionalApply {
             throw Refusal(description: "a provisional change is already pending (\(existing.owner.rawValue), pid \(existing.pid), config sha256 \(existing.configSHA256.prefix(12)), until \(ISO8601Format.string(existing.deadline))): confirm it with `fwenforcerd confirm` or let it roll back first")
         }
         let reconciler = Reconciler(backend: backend, table: plan.tableName)
-        var waiter: pid_t?
+        var waiter: ProcessIdentity?
         var record: PendingConfirmation?
         let outcome: Reconciler.Outcome
         do {
             outcome = try reconciler.reconcile(to: plan) { pass in
-                let pid = try waiter ?? startWaiter()
-                waiter = pid
-                let r = PendingConfirmation(pid: pid, owner: .apply, table: plan.tableName,
+                let identified = try waiter ?? startIdentifiedWaiter()
+                waiter = identified
+                var r = PendingConfirmation(pid: identified.pid, ownerStartTime: identified.startTime, owner: .apply, table: plan.tableName,
                                             deadline: record?.deadline ?? PendingConfirmation.deadline(after: window),
                                             configPath: configPath, configSHA256: configSHA256,
                                             applied: Reconciler.describe(pass.transaction).joined(separator: ", "), previous: pass.previous)
+                // One change, one token, however often compare-and-swap makes it plan again.
+                r.token = record?.token ?? r.token
                 try file.write(r)
                 record = r
             }
@@ -63,10 +66,20 @@ public struct ProvisionalApply {
         return .provisional(record, outcome)
     }
 
+    /// Starts the waiter and names it by pid and start time from here on, so that no later signal
+    /// can reach a process that got its pid after it.
+    private func startIdentifiedWaiter() throws -> ProcessIdentity {
+        let pid = try startWaiter()
+        guard let waiter = ProcessIdentity.of(pid) else {
+            throw Refusal(description: "the confirmation waiter (pid \(pid)) exited at once; nothing was changed (see \(file.logPath) or the journal)")
+        }
+        return waiter
+    }
+
     /// Nothing was changed: the waiter has nothing to undo.
-    private func cancel(_ waiter: pid_t) {
+    private func cancel(_ waiter: ProcessIdentity) {
         file.remove()
-        kill(waiter, SIGUSR2)
+        try? waiter.signal(SIGUSR2)
     }
 }
 #endif

@@ -5,71 +5,6 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Settings of `fwenforcerd run`.
-public struct DaemonOptions: Sendable {
-    public var configPath: String
-    /// Quiet time after the last config file event before it is read.
-    public var debounce: Duration = .milliseconds(100)
-    /// Period of the slow backstop: re-read the config and the kernel's table and repair.
-    public var backstop: Duration = .seconds(600)
-    /// Delete the table on SIGTERM/SIGINT instead of leaving the enforced ruleset in place.
-    public var removeOnExit = false
-    /// Refuse a config file not owned by root or writable by group/other (as sshd does).
-    public var requireSecureConfig = true
-    /// This host's addresses for `roles = "auto"`; nil reads the interfaces at every reload.
-    public var hostAddresses: [IPAddress]?
-    public var statePath: FilePath = StateFile.defaultPath
-    /// Prometheus textfile (node_exporter's textfile collector); nil writes no metrics.
-    public var metricsPath: FilePath?
-    /// How often the metrics file is refreshed between events, to update the kernel's drop
-    /// counters; zero refreshes it only after reconciles and config reads.
-    public var metricsInterval: Duration = .seconds(60)
-    /// The audit report; nil puts `audit.json` beside the state file.
-    public var auditReportPath: FilePath?
-    /// Cap on the distinct flows the audit report keeps (memory stays bounded under a flood).
-    public var auditMaxFlows = 10_000
-
-    /// Where the audit report goes.
-    public var effectiveAuditReportPath: FilePath {
-        auditReportPath ?? statePath.removingLastComponent().appending(Self.auditReportName)
-    }
-
-    public static let auditReportName = "audit.json"
-    /// Makes every config change that changes the ruleset provisional: it is rolled back, and that
-    /// config content refused, unless SIGUSR1 (`fwenforcerd confirm`) arrives within this time.
-    public var confirmWithin: Duration?
-    /// The pending-confirmation record `fwenforcerd confirm` reads.
-    public var pendingPath: FilePath = PendingFile.defaultPath
-
-    public init(configPath: String) { self.configPath = configPath }
-}
-
-/// Why a pass runs: named in its log line, and deciding what the pass may do (a provisional
-/// window opens only for an operator's change, the backstop stays quiet when nothing changed).
-public enum ReconcileReason: Sendable, Hashable, CustomStringConvertible {
-    case start
-    case configChanged
-    case addressesChanged
-    case sighup
-    case backstop
-    case driftRepair
-    case retry
-    case rollback
-
-    public var description: String {
-        switch self {
-        case .start: "start"
-        case .configChanged: "config changed"
-        case .addressesChanged: "interface addresses changed"
-        case .sighup: "SIGHUP"
-        case .backstop: "backstop"
-        case .driftRepair: "drift repair"
-        case .retry: "retry"
-        case .rollback: "rollback"
-        }
-    }
-}
-
 /// The daemon: keeps the kernel equal to the plan of the current config.
 ///
 /// Everything runs on one thread in one `EventLoop`: config file events (debounced), nftables
@@ -80,7 +15,7 @@ public final class ReconcileLoop {
     let options: DaemonOptions
     let loop: EventLoop
     /// Replaced when `[enforce] table` changes: the new one deletes the old table in its first batch.
-    private(set) var reconciler: Reconciler
+    var reconciler: Reconciler
     let monitor: NetlinkMonitor?
     /// Interface address changes, for `roles = "auto"` (nil when the host's addresses are fixed by options).
     let addressMonitor: AddressMonitor?
@@ -89,55 +24,59 @@ public final class ReconcileLoop {
     let stateFile: StateFile
     let pendingFile: PendingFile
 
-    private var watcher: ConfigWatcher?
+    var watcher: ConfigWatcher?
+    /// The files the watcher follows: the config, and the catalog file it names.
+    var watchedPaths: [FilePath] = []
+    var source: ConfigSource { ConfigSource(configPath: options.configPath, requireSecure: options.requireSecureConfig) }
+    var addressWatch: HostAddressWatch?
     /// Listens and counts while a direction is in audit mode.
-    private var audit: AuditRecorder?
-    private var retryTimer: EventLoop.Timer?
-    private var backstopTimer: EventLoop.Timer?
-    private var watchdogTimer: EventLoop.Timer?
-    private var confirmTimer: EventLoop.Timer?
-    private var retryDelay: Duration = .seconds(1)
+    var audit: AuditRecorder?
+    var retryTimer: EventLoop.Timer?
+    var backstopTimer: EventLoop.Timer?
+    var watchdogTimer: EventLoop.Timer?
+    var confirmTimer: EventLoop.Timer?
+    var retryDelay: Duration = .seconds(1)
     /// Directory warnings already logged: a ConfigMap volume (mode 0777) would repeat them on every reload.
-    private var loggedDirectoryWarnings = Set<String>()
+    var loggedDirectoryWarnings = Set<String>()
 
     /// The last config that parsed and validated, and its plan: what is (or is being) enforced.
-    public private(set) var desired: Ruleset?
-    private var configHash: String?
+    public internal(set) var desired: Ruleset?
+    var configHash: String?
     /// The last config said `roles = "auto"`: interface address changes re-plan.
-    private var autoRoles = false
+    var autoRoles = false
     /// Why the fail-closed baseline stands in for a plan; nil while a plan is enforced (or nothing,
     /// with `[enforce] unresolved = "open"`).
-    public private(set) var baselineReason: String?
+    public internal(set) var baselineReason: String?
     /// The state file of the run before this one says it left the baseline in the kernel.
-    private let earlierRunLeftBaseline: Bool
-    private var appliedAt: Date?
-    private var lastError: EnforcedState.Failure?
+    let earlierRunLeftBaseline: Bool
+    var appliedAt: Date?
+    var lastError: EnforcedState.Failure?
     /// Reconciles, config reads and their timings, for the metrics file.
-    public private(set) var metrics = DaemonMetrics()
-    private let metricsFile: MetricsFile?
-    private var metricsTimer: EventLoop.Timer?
+    public internal(set) var metrics = DaemonMetrics()
+    let metricsFile: MetricsFile?
+    var metricsTimer: EventLoop.Timer?
     /// Audit mode's would-be-dropped packets per direction, flows left out of the report and
     /// packets lost in the kernel, for status and metrics; zero when nothing was audited.
     public var auditTotals: AuditRecorder.Totals { audit?.totals ?? AuditRecorder.Totals() }
 
     /// The audit totals for the metrics file; nil until a direction was audited.
-    private var auditMetrics: AuditTotals? {
+    var auditMetrics: AuditTotals? {
         guard let audit, audit.hasCounts else { return nil }
         let t = audit.totals
         return AuditTotals(packets: ["ingress": t.ingressPackets, "egress": t.egressPackets], flowsLeftOut: t.leftOutFlowsEstimate)
     }
     /// A config change waiting for `fwenforcerd confirm` (with `confirmWithin`).
-    private struct Provisional {
+    struct Provisional {
         var configHash: String
         var record: PendingConfirmation
         /// What a rollback restores (nil: no table), and the config it was planned from.
         var previous: Ruleset?
         var previousHash: String?
     }
-    private var provisional: Provisional?
+    var provisional: Provisional?
     /// A config whose provisional ruleset was rolled back: refused until the file's content changes,
     /// so neither SIGHUP, the backstop nor a restart of the daemon puts it back.
-    public private(set) var refusedHash: String?
+    public internal(set) var refusedHash: String?
 
     public init(options: DaemonOptions, loop: EventLoop, backend: any Backend, monitor: NetlinkMonitor?,
                 addressMonitor: AddressMonitor? = nil, table: String = defaultTableName,
@@ -164,14 +103,26 @@ public final class ReconcileLoop {
 
     /// Lets the reconciler read the monitor's news itself (an ERESTART caused by a commit to
     /// another table is then retried without reading this one).
-    private func wireReconciler() {
+    func wireReconciler() {
         guard let monitor else { return }
         reconciler.pendingCommits = { (try? monitor.drain()) ?? [] }
+        (reconciler.backend as? NetlinkBackend)?.tableUntouched = { [unowned self] table, from, to in
+            self.monitorSawNoChange(to: table, after: from, upTo: to)
+        }
+    }
+
+    /// Whether the commits after generation `from` up to `to` all left `table` alone, from the
+    /// monitor; the events it drained go to the reconciler as usual.
+    func monitorSawNoChange(to table: String, after from: UInt32, upTo to: UInt32) -> Bool {
+        guard let monitor, monitor.table == table else { return false }
+        let (untouched, events) = monitor.drainCheckingTable(after: from, upTo: to)
+        for event in events { reconciler.note(event) }
+        return untouched
     }
 
     /// `[enforce] table` changed: fwenforcer's table takes the new name, and the old (marked)
     /// table is deleted in the same batch that creates the new one.
-    private func switchTable(to name: String) {
+    func switchTable(to name: String) {
         let old = reconciler.table
         let next = Reconciler(backend: reconciler.backend, table: name)
         next.retire([old] + reconciler.retiring)
@@ -184,24 +135,26 @@ public final class ReconcileLoop {
     /// Sets up every event source, enforces the current config, tells systemd it is ready, and
     /// runs until SIGTERM/SIGINT.
     public func run() throws {
-        try loop.handleSignals(SignalMask.daemonSignals) { [unowned self] signal in
-            self.handle(signal: signal)
-        }
+        try loop.handleSignalsWithInfo(SignalMask.daemonSignals, { [unowned self] info in
+            if info.signal == SIGUSR1 {
+                self.confirm(token: info.queued ? info.value : nil, from: info.senderPID)
+            } else {
+                self.handle(signal: info.signal)
+            }
+        })
         if let monitor {
             _ = try loop.watchReadable(FileDescriptor(rawValue: monitor.fileDescriptor)) { [unowned self] in
                 self.monitorReadable()
             }
         }
         if let addressMonitor {
-            _ = try loop.watchReadable(FileDescriptor(rawValue: addressMonitor.fileDescriptor)) { [unowned self] in
-                // Drained always; acted on only when the roles follow the addresses.
-                if addressMonitor.drain() && self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
+            // Debounced, and only a real change of the address set counts (not RA lifetime refreshes).
+            addressWatch = try HostAddressWatch(monitor: addressMonitor, loop: loop) { [unowned self] in
+                if self.autoRoles { self.reload(force: true, reason: .addressesChanged) }
             }
         }
-        watcher = try ConfigWatcher(paths: [FilePath(options.configPath)], loop: loop, debounce: options.debounce,
-                                    maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
-            self.reload(force: false, reason: .configChanged)
-        }
+        watchedPaths = source.watchedPaths(catalog: nil)
+        watcher = try makeWatcher(watchedPaths)
         audit = try AuditRecorder(loop: loop, reportPath: options.effectiveAuditReportPath, maxFlows: options.auditMaxFlows,
                                   logger: logger)
         retryTimer = try loop.makeTimer { [unowned self] in self.retry() }
@@ -221,14 +174,48 @@ public final class ReconcileLoop {
             logger.warning("watchdog ping failed: \(error)")
         }
 
+        recoverInterruptedWindow()
         reload(force: true, reason: .start)
         notify { try $0.ready(status: self.statusLine()) }
         defer { shutdown() }
         try loop.run()
     }
 
-    private func shutdown() {
+    /// The watcher of `paths`: a change of any of them re-reads the sources.
+    func makeWatcher(_ paths: [FilePath]) throws -> ConfigWatcher {
+        try ConfigWatcher(paths: paths, loop: loop, debounce: options.debounce,
+                          maximumDelay: max(options.debounce, .seconds(1))) { [unowned self] in
+            self.reload(force: false, reason: .configChanged)
+        } onModeChange: { [unowned self] mode in
+            // A full watch table or a missing capability must not stop the daemon: it polls.
+            switch mode {
+            case .polling(let error):
+                self.logger.warning("config watch: \(error); polling \(self.watchedPaths.map(\.string).joined(separator: " and ")) every \(ConfigWatcher.defaultPollInterval) (stat and SHA-256) until inotify works again")
+            case .inotify:
+                self.logger.notice("config watch: inotify works again, polling stopped")
+            }
+            self.metrics.recordConfigWatch(polling: mode != .inotify)
+            self.writeMetrics()
+        }
+    }
+
+    /// Follows `paths` from now on (the config named another catalog file).
+    func watch(_ paths: [FilePath]) {
+        guard paths != watchedPaths, watcher != nil else { return }
+        do {
+            let next = try makeWatcher(paths)
+            watcher?.close()
+            watcher = next
+            watchedPaths = paths
+            logger.info("watching \(paths.map(\.string).joined(separator: " and "))")
+        } catch {
+            logger.warning("cannot watch \(paths.map(\.string).joined(separator: " and ")): \(error); the backstop re-reads them")
+        }
+    }
+
+    func shutdown() {
         watcher?.close()
+        addressWatch?.close()
         audit?.close()
         for t in [retryTimer, backstopTimer, watchdogTimer, metricsTimer, confirmTimer] { t?.invalidate() }
     }
@@ -243,7 +230,7 @@ public final class ReconcileLoop {
             reload(force: true, reason: .sighup)
             notify { try $0.ready(status: self.statusLine()) }
         case SIGUSR1:
-            confirm()
+            confirm(token: nil, from: 0)
         default:
             notify { try $0.stopping(status: "stopping") }
             // An unconfirmed change must not outlive the process that owns its window.
@@ -299,25 +286,36 @@ public final class ReconcileLoop {
         releaseFreedMemory()
     }
 
-    private func reloadConfig(force: Bool, reason: ReconcileReason) {
+    func reloadConfig(force: Bool, reason: ReconcileReason) {
         let path = options.configPath
         // What the baseline can use if this read fails: the parts of the file that parse.
         var salvage = Baseline.Inputs()
         var readHash: String?
         do {
-            if options.requireSecureConfig {
-                for warning in try ConfigFileSecurity.check(FilePath(path)) where loggedDirectoryWarnings.insert("\(warning)").inserted {
-                    logger.warning("\(warning)")
-                }
+            // The config and the catalog file it names, each checked and read from one
+            // descriptor: no window to swap a file in between.
+            let configFile = try source.readConfig()
+            // What the baseline can use if the rest fails.
+            salvage = .salvage(text: String(decoding: configFile.bytes, as: UTF8.self), file: path)
+            let catalogPath = source.catalogPath(named: configFile.bytes)
+            watch(source.watchedPaths(catalog: catalogPath))
+            let contents = try source.read(catalog: catalogPath, config: configFile)
+            for warning in contents.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
+                logger.warning("\(warning)")
             }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw InputError(file: path, line: nil, key: nil,
-                                 message: FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file does not exist")
-            }
-            let hash = SHA256.hex(of: data)
+            let data = contents.configBytes
+            let hash = contents.hash
             readHash = hash
             if !force && hash == configHash && desired != nil { return }
-            let text = String(decoding: data, as: UTF8.self)
+            // The rule `check` applies too: bytes that are not UTF-8 are refused, not replaced.
+            let text: String
+            do {
+                text = try Config.text(of: data, file: path)
+            } catch {
+                // The baseline may still take admin_ssh and the table from the intact lines.
+                salvage = .salvage(text: String(decoding: data, as: UTF8.self), file: path)
+                throw error
+            }
             if let refused = refusedHash {
                 if hash == refused {
                     if force && reason != .backstop {
@@ -336,7 +334,7 @@ public final class ReconcileLoop {
             }
             let config: Config
             do {
-                config = try Config.parse(text: text, file: path)
+                config = try source.parse(contents, text: text)
             } catch {
                 salvage = .salvage(text: text, file: path)
                 throw error
@@ -374,52 +372,8 @@ public final class ReconcileLoop {
                 return
             }
             logger.error("config rejected (\(reason)): \(error); the last good ruleset stays enforced")
-            writeState()
-            writeMetrics()
-            notify { try $0.status("config rejected: \(error)") }
+            publish(status: "config rejected: \(error)")
         }
-    }
-
-    /// No valid plan exists. At start, a table an earlier run of fwenforcer left in the kernel
-    /// (marked, holding only what fwenforcer writes, not the baseline) stays: it is the last good
-    /// ruleset, and replacing it with the baseline would cut every allowed flow of a host whose
-    /// daemon merely restarted. Otherwise the baseline is enforced.
-    private func failClosed(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
-        if desired == nil, !earlierRunLeftBaseline, inputs.table == reconciler.table,
-           let snapshot = try? reconciler.backend.read(table: reconciler.table), let kept = snapshot.ruleset,
-           snapshot.marked, snapshot.foreign.isEmpty, !kept.chains.isEmpty {
-            logger.warning("no valid plan (\(why)); table inet \(reconciler.table) as an earlier run of fwenforcer left it stays enforced")
-            configHash = hash
-            desired = kept
-            enforce(kept, reason: reason)
-            return
-        }
-        enforceBaseline(inputs, hash: hash, because: why, reason: reason)
-    }
-
-    /// No valid plan exists: enforces the fail-closed baseline (`Baseline`), unless the config
-    /// opted out with `[enforce] unresolved = "open"`. A later valid plan replaces it in one batch.
-    private func enforceBaseline(_ inputs: Baseline.Inputs, hash: String?, because why: String, reason: ReconcileReason) {
-        guard inputs.enforce.unresolved == .baseline else {
-            logger.warning("no valid plan, and [enforce] unresolved = \"open\": nothing is enforced until there is one")
-            writeState()
-            writeMetrics()
-            notify { try $0.status("no valid plan; nothing enforced ([enforce] unresolved = open): \(why)") }
-            return
-        }
-        if inputs.table != reconciler.table { switchTable(to: inputs.table) }
-        let ruleset = Baseline.ruleset(inputs)
-        if baselineReason == nil || desired != ruleset {
-            let passing = "loopback, IPv6 essentials, replies"
-                + (inputs.adminSSH.isEmpty ? "" : ", administrators' SSH from \(inputs.adminSSH.count) admin_ssh entr\(inputs.adminSSH.count == 1 ? "y" : "ies")")
-                + (inputs.enforce.dhcpClient ? ", the DHCP client" : "")
-            logger.warning("fail-closed baseline enforced (no valid plan: \(why)): policy drop both ways; only \(passing) pass")
-        }
-        baselineReason = why
-        metrics.baselineActive = true
-        configHash = hash
-        desired = ruleset
-        enforce(ruleset, reason: reason)
     }
 
     @discardableResult
@@ -440,9 +394,7 @@ public final class ReconcileLoop {
             lastError = nil
             retryDelay = .seconds(1)
             retryTimer?.cancel()
-            writeState()
-            writeMetrics()
-            notify { try $0.status(self.statusLine()) }
+            publish()
             return outcome
         } catch {
             metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
@@ -458,21 +410,19 @@ public final class ReconcileLoop {
             logger.error("reconcile (\(reason)) failed: \(error); \(next)")
             retryTimer?.schedule(after: retryDelay)
             retryDelay = min(retryDelay * 2, .seconds(30))
-            writeState()
-            writeMetrics()
-            notify { try $0.status("reconcile failed: \(error)") }
+            publish(status: "reconcile failed: \(error)")
             return nil
         }
     }
 
-    private func retry() {
+    func retry() {
         guard let desired else { return }
         enforce(desired, reason: .retry)
     }
 
     /// Applies pending monitor events to the reconciler without acting on drift (the pass that
     /// follows reads the kernel when needed).
-    private func drainQuietly() {
+    func drainQuietly() {
         guard let monitor, let events = try? monitor.drain() else { return }
         for event in events {
             switch event {
@@ -481,168 +431,6 @@ public final class ReconcileLoop {
         }
     }
 
-    // MARK: - provisional changes
 
-    /// Called before `ruleset` (the plan of config `hash`) is enforced: opens a confirmation window
-    /// when a new config content changes what the kernel holds. A newer change within a window gets a window of its
-    /// own, and a rollback still restores the last confirmed ruleset; a change back to that ruleset
-    /// closes the window.
-    private func beginProvisional(_ ruleset: Ruleset, hash: String, window: Duration) {
-        let previous: Ruleset?, previousHash: String?
-        // The enforced config planned again (interface addresses changed, roles = "auto"): no
-        // operator change, nothing to confirm.
-        if provisional == nil && hash == configHash { return }
-        if let p = provisional {
-            // The same content read again (SIGHUP, backstop, address change): the window runs on.
-            if hash == p.configHash { return }
-            (previous, previousHash) = (p.previous, p.previousHash)
-        } else if let desired, lastError == nil {
-            // The kernel holds `desired` (drift is repaired as it happens), so it need not be dumped.
-            (previous, previousHash) = (desired, configHash)
-        } else {
-            // No valid config yet, or the last pass failed: what comes back is what the kernel holds.
-            do {
-                (previous, previousHash) = (try reconciler.backend.read(table: reconciler.table).ruleset, nil)
-            } catch {
-                logger.error("cannot read table \(reconciler.table) to make config sha256 \(hash.prefix(12)) provisional (\(error)); it is enforced unconfirmed")
-                return
-            }
-        }
-        let tx = Diff.transaction(from: previous, to: ruleset)
-        guard !tx.operations.isEmpty else {
-            if provisional != nil {
-                endProvisional()
-                logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) plans the confirmed ruleset again: nothing to confirm")
-            }
-            return
-        }
-        let record = PendingConfirmation(owner: .daemon, table: reconciler.table, deadline: PendingConfirmation.deadline(after: window),
-                                         configPath: options.configPath, configSHA256: hash,
-                                         applied: Reconciler.describe(tx).joined(separator: ", "),
-                                         previousConfigSHA256: previousHash, previous: previous)
-        if let other = try? pendingFile.read(), other.state == .pending, other.pid != getpid(), other.ownerIsAlive {
-            logger.warning("pending-confirmation record \(pendingFile.path) of pid \(other.pid) replaced by this daemon's")
-        }
-        do {
-            try pendingFile.write(record)
-        } catch {
-            logger.error("\(error); `fwenforcerd confirm` cannot find this change, send SIGUSR1 to pid \(getpid()) instead")
-        }
-        provisional = Provisional(configHash: hash, record: record, previous: previous, previousHash: previousHash)
-        confirmTimer?.schedule(after: .milliseconds(Int64(max(0, record.deadline.timeIntervalSinceNow) * 1000)))
-        logger.notice("config \(options.configPath) (sha256 \(hash.prefix(12))) is provisional: run `fwenforcerd confirm` before \(ISO8601Format.string(record.deadline)), or \(previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription) comes back")
-    }
 
-    /// SIGUSR1: keeps the provisional ruleset.
-    func confirm() {
-        guard let p = provisional else {
-            logger.notice("SIGUSR1: nothing to confirm")
-            return
-        }
-        endProvisional()
-        logger.notice("confirmed: config \(options.configPath) (sha256 \(p.configHash.prefix(12))) stays enforced")
-        writeState()
-        notify { try $0.status(self.statusLine()) }
-    }
-
-    private func endProvisional() {
-        provisional = nil
-        confirmTimer?.cancel()
-        if let r = try? pendingFile.read(), r.pid == getpid() { pendingFile.remove() }
-    }
-
-    /// The window passed (or the daemon stops) without a confirmation: restores the previous
-    /// ruleset and refuses the unconfirmed config until the file changes.
-    func rollBack(reason: String) {
-        guard let p = provisional else { return }
-        provisional = nil
-        confirmTimer?.cancel()
-        var record = p.record
-        record.state = .rollingBack
-        try? pendingFile.write(record)
-        logger.error("config \(options.configPath) (sha256 \(p.configHash.prefix(12))) \(reason): restoring \(p.previousHash.map { "the ruleset of config sha256 \($0.prefix(12))" } ?? record.previousDescription); sha256 \(p.configHash.prefix(12)) is refused until the file changes")
-        refusedHash = p.configHash
-        configHash = p.previousHash
-        desired = p.previous
-        if let previous = p.previous {
-            if previous.tableName != reconciler.table { switchTable(to: previous.tableName) }
-            let outcome = enforce(previous, reason: .rollback)
-            record.state = outcome == nil ? .rollbackFailed : .rolledBack
-            record.outcome = outcome?.summary ?? lastError?.message
-        } else {
-            do {
-                try reconciler.remove()
-                record.state = .rolledBack
-                record.outcome = "table \(reconciler.table) deleted (there was none before)"
-                logger.notice("reconcile (rollback): \(record.outcome!)")
-            } catch {
-                record.state = .rollbackFailed
-                record.outcome = "\(error)"
-                logger.error("reconcile (rollback) failed: \(error)")
-            }
-        }
-        try? pendingFile.write(record)
-        writeState()
-        notify { try $0.status(self.statusLine()) }
-    }
-
-    // MARK: - state
-
-    func statusLine() -> String {
-        if let why = baselineReason {
-            return "fail-closed baseline enforced (no valid plan: \(why))"
-        }
-        guard let desired else {
-            if let r = refusedHash { return "no table enforced; refused config sha256 \(r.prefix(12)) (rolled back)" }
-            return "no valid config yet: \(lastError?.message ?? "")"
-        }
-        let elements = desired.sets.reduce(0) { $0 + $1.elements.ranges.count }
-        var s = "enforcing \(desired.chains.count) chains, \(desired.sets.count) sets, \(elements) elements"
-        if let p = provisional { s += "; provisional config sha256 \(p.configHash.prefix(12)) until \(ISO8601Format.string(p.record.deadline)) (fwenforcerd confirm)" }
-        if let r = refusedHash { s += "; refused config sha256 \(r.prefix(12)) (rolled back)" }
-        if let e = lastError { s += "; last error: \(e.message)" }
-        return s
-    }
-
-    private func writeState() {
-        var counts: [String: Int] = [:]
-        for s in desired?.sets ?? [] { counts[s.name] = s.elements.ranges.count }
-        let state = EnforcedState(configPath: options.configPath, configSHA256: configHash ?? "",
-                                  appliedAt: appliedAt, generation: reconciler.generation ?? 0,
-                                  lastError: lastError, setElementCounts: counts,
-                                  confirmBy: provisional?.record.deadline, refusedConfigSHA256: refusedHash,
-                                  table: reconciler.table, baseline: baselineReason)
-        do {
-            try stateFile.write(state)
-        } catch {
-            logger.warning("\(error)")
-        }
-    }
-
-    /// Rewrites the metrics file: the loop's counts, the planned sets, and the kernel's rule
-    /// counters (one dump of the table's rules; skipped, and said so, when it fails).
-    private func writeMetrics() {
-        guard let metricsFile else { return }
-        var counters: [RuleCounter]?
-        do {
-            counters = try reconciler.backend.counters(table: reconciler.table)
-        } catch {
-            logger.warning("metrics: cannot read the rule counters: \(error)")
-        }
-        let text = MetricsText.render(metrics, desired: desired, counters: counters, audit: auditMetrics,
-                                      nftablesGeneration: reconciler.generation)
-        do {
-            try metricsFile.write(text)
-        } catch {
-            logger.warning("metrics: \(error)")
-        }
-    }
-
-    private func notify(_ send: (SystemdNotifier) throws -> Void) {
-        do {
-            try send(notifier)
-        } catch {
-            logger.warning("sd_notify: \(error)")
-        }
-    }
 }

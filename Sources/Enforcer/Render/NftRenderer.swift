@@ -26,8 +26,13 @@ public enum NftRenderer {
         if s.interval { out += "\t\tflags interval\n" }
         if let c = s.comment { out += "\t\tcomment \(quote(c))\n" }
         if !s.elements.isEmpty {
+            // nft's layout (its `calculate_delim`): IPv4 elements two to a line, IPv6 one.
+            let perLine = s.family == .ipv4 ? 2 : 1
             out += "\t\telements = { "
-            out += s.elements.ranges.map(\.description).joined(separator: ",\n\t\t\t     ")
+            for (i, r) in s.elements.ranges.enumerated() {
+                if i > 0 { out += i % perLine == 0 ? ",\n\t\t\t     " : ", " }
+                out += r.description
+            }
             out += " }\n"
         }
         out += "\t}\n"
@@ -73,6 +78,10 @@ public enum NftRenderer {
             return "\(proto.rawValue) \(end == .source ? "sport" : "dport") \(braced(ports.map(\.description)))"
         case .icmpTypes(let family, let types):
             return "\(family == .ipv4 ? "icmp" : "icmpv6") type \(braced(types.sorted().map(\.nftName)))"
+        case .ctStatusDNAT(let dnat):
+            return dnat ? "ct status dnat" : "ct status ! dnat"
+        case .originalDestinationPort(let proto, let range):
+            return "meta l4proto \(proto.rawValue) ct original proto-dst \(range)"
         }
     }
 

@@ -27,6 +27,13 @@ extension AddressSet: Codable {
             }
             ranges.append(AddressRange(family: family, first: first.value, last: last.value))
         }
-        self.init(family: family, ranges: ranges)
+        // The layout comes back as it was written: a list of single addresses is a hash set's
+        // (hosts layout, adjacent ones kept apart; an interval set's singles never touch, so they
+        // read the same either way); any range means the merged layout.
+        if ranges.allSatisfy(\.isSingleAddress) {
+            self.init(family: family, hosts: ranges.map(\.firstAddress))
+        } else {
+            self.init(family: family, ranges: ranges)
+        }
     }
 }

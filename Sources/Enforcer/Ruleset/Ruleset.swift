@@ -25,7 +25,10 @@ public struct Ruleset: Sendable, Hashable, Codable {
 }
 
 /// A named set of addresses of one family, one per (group, family).
-/// `interval` sets hold ranges and prefixes; the others only single addresses (a hash set in the kernel).
+/// `interval` sets hold ranges and prefixes, merged where they touch; the others (a hash set in the
+/// kernel) hold single addresses, each its own element, adjacent ones included (`AddressSet`'s
+/// hosts layout). Which of the two a set is follows from the config, never from the addresses'
+/// values (`Compiler.groupSet`).
 public struct NamedSet: Sendable, Hashable, Codable {
     public var name: String
     public var family: AddressFamily
@@ -35,7 +38,8 @@ public struct NamedSet: Sendable, Hashable, Codable {
 
     public init(name: String, family: AddressFamily, interval: Bool, elements: AddressSet, comment: String? = nil) {
         precondition(elements.family == family)
-        precondition(interval || elements.hostsOnly, "a non-interval set holds single addresses only")
+        precondition(interval ? elements.isMerged : elements.hostsOnly,
+                     interval ? "an interval set holds merged ranges" : "a non-interval set holds single addresses only")
         self.name = name
         self.family = family
         self.interval = interval
@@ -44,9 +48,11 @@ public struct NamedSet: Sendable, Hashable, Codable {
     }
 }
 
-/// The netfilter hooks fwenforcer attaches to.
+/// The netfilter hooks fwenforcer attaches to. `forward` only ever holds the published-port chain
+/// (connections to this host that DNAT sent on to a local container; see `Compiler.publishedPortsChain`).
 public enum Hook: String, Sendable, Hashable, Codable {
     case input
+    case forward
     case output
 }
 
@@ -238,6 +244,14 @@ public enum Match: Sendable, Hashable, Codable {
     case ports(PacketEnd, TransportProtocol, [PortRange])
     /// `icmp type { ... }` / `icmpv6 type { ... }`; all listed types share one family.
     case icmpTypes(AddressFamily, [ICMPType])
+    /// `ct status dnat` (true) or `ct status ! dnat` (false): whether the packet's connection had
+    /// its destination rewritten. Like every `ct` match it fails for a packet without a conntrack
+    /// entry (invalid or untracked), in both forms.
+    case ctStatusDNAT(Bool)
+    /// `meta l4proto tcp ct original proto-dst 5000` (or a range): the destination port the
+    /// connection's first packet carried, before any DNAT rewrote it. One range per match: nft 1.0.6
+    /// cannot print a port set under this key (`0x50 [invalid type]`), and `nft list` must read.
+    case originalDestinationPort(TransportProtocol, PortRange)
 }
 
 public enum LogLevel: String, Sendable, Hashable, Codable, CaseIterable {

@@ -21,10 +21,14 @@ public struct TracedPacket: Sendable, Hashable {
     public var conntrack: Conntrack
     /// The interface the packet came in on (input) or goes out of (output).
     public var interface: String
+    /// For a connection DNAT rewrote (a published container port): the destination port its first
+    /// packet carried. `destination` and `destinationPort` are then the rewritten ones, as the
+    /// forward hook sees them.
+    public var originalDestinationPort: UInt16?
 
     public init(from source: IPAddress, to destination: IPAddress, _ transport: TransportProtocol? = .tcp,
                 sourcePort: UInt16 = 40000, port: UInt16 = 0, icmpType: ICMPType? = nil,
-                conntrack: Conntrack = .new, interface: String = "eth0") {
+                conntrack: Conntrack = .new, interface: String = "eth0", originalDestinationPort: UInt16? = nil) {
         precondition(source.family == destination.family)
         self.source = source
         self.destination = destination
@@ -34,13 +38,18 @@ public struct TracedPacket: Sendable, Hashable {
         self.icmpType = icmpType
         self.conntrack = conntrack
         self.interface = interface
+        self.originalDestinationPort = originalDestinationPort
     }
+
+    /// Has a conntrack entry: `ct` matches fail (the rule does not match) for a packet without one.
+    var tracked: Bool { conntrack != .invalid }
 
     public var family: AddressFamily { source.family }
 }
 
 /// Walks packets through a ruleset the way netfilter walks a base chain: rules in order, first
 /// verdict wins, the chain policy when none matches; no chain for a hook means accept.
+/// (`forward` is the hook a connection DNATed to a local container crosses, instead of `input`.)
 public struct Tracer {
     public let ruleset: Ruleset
 
@@ -97,6 +106,13 @@ public struct Tracer {
         case .icmpTypes(let family, let types):
             guard p.family == family, p.transport == nil, let t = p.icmpType else { return false }
             return types.contains(t)
+        case .ctStatusDNAT(let dnat):
+            return p.tracked && (p.originalDestinationPort != nil) == dnat
+        case .originalDestinationPort(let proto, let range):
+            guard p.transport == proto, p.tracked else { return false }
+            // Without DNAT the original destination port is the packet's own.
+            let port = p.originalDestinationPort ?? p.destinationPort
+            return range.first <= port && port <= range.last
         }
     }
 }

@@ -3,9 +3,15 @@ import Foundation
 import Glibc
 #endif
 
+/// A child that exits before reading its input, or a pipe a tool closes early, must fail that one
+/// test with EPIPE, not kill the whole test process with SIGPIPE (it did, driving chromium).
+/// Children start with default signal dispositions again (Foundation's Process resets them).
+let pipeSignalIgnored: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
 /// Runs a program and collects its exit status and output (tests only; the product never runs nft).
 @discardableResult
 func run(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    _ = pipeSignalIgnored
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
@@ -16,8 +22,9 @@ func run(_ argv: [String], input: String? = nil) throws -> (status: Int32, stdou
     p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
     try p.run()
     if let input {
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
+        // A child that does not read its input gets EPIPE here; its exit status tells the test.
+        try? inPipe.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+        try? inPipe.fileHandleForWriting.close()
     }
     // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
     final class Box: @unchecked Sendable { var data = Data() }
@@ -54,8 +61,9 @@ func enterNetworkNamespace(_ fd: Int32) -> Bool {
     return unsafeBitCast(sym, to: SetNS.self)(fd, cloneNewNet) == 0
 }
 
-/// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both).
-let fwenforcerdPath: String = builtExecutablePath("fwenforcerd")
+/// The `fwenforcerd` binary built beside this test bundle (`swift build --build-tests` builds both),
+/// or `FWENFORCERD_UNDER_TEST`: another build, to show a test fails on an earlier version.
+let fwenforcerdPath: String = ProcessInfo.processInfo.environment["FWENFORCERD_UNDER_TEST"] ?? builtExecutablePath("fwenforcerd")
 
 /// An executable of this package built beside the test bundle.
 func builtExecutablePath(_ name: String) -> String {

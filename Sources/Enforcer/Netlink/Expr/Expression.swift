@@ -10,6 +10,8 @@ enum Expression: Hashable, CustomStringConvertible {
     case bitwise(register: UInt32, length: UInt32, mask: [UInt8], xor: [UInt8])
     case lookup(set: String, setID: UInt32, register: UInt32)
     case ct(CtKey, register: UInt32)
+    /// `ct original KEY`: a key of the connection's original-direction tuple.
+    case ctOriginal(CtKey, register: UInt32)
     /// `counter`: nft sends no packet or byte values for a new counter (libnftnl writes an empty
     /// attribute nest), and the values are kernel state, never read back into the model.
     case counter
@@ -30,7 +32,7 @@ enum Expression: Hashable, CustomStringConvertible {
         case .cmp: return "cmp"
         case .bitwise: return "bitwise"
         case .lookup: return "lookup"
-        case .ct: return "ct"
+        case .ct, .ctOriginal: return "ct"
         case .counter: return "counter"
         case .limit: return "limit"
         case .log: return "log"
@@ -49,7 +51,8 @@ enum Expression: Hashable, CustomStringConvertible {
         case .bitwise(let register, let length, let mask, let xor):
             BitwiseExpression.configure(e, register: register, length: length, mask: mask, xor: xor)
         case .lookup(let set, let setID, let register): LookupExpression.configure(e, set: set, setID: setID, register: register)
-        case .ct(let key, let register): CtExpression.configure(e, key: key, register: register)
+        case .ct(let key, let register): CtExpression.configure(e, key: key, original: false, register: register)
+        case .ctOriginal(let key, let register): CtExpression.configure(e, key: key, original: true, register: register)
         case .counter: break
         case .limit(let rate, let unit, let burst, let type, let flags):
             LimitExpression.configure(e, rate: rate, unitSeconds: unit, burst: burst, type: type, flags: flags)
@@ -89,6 +92,7 @@ enum Expression: Hashable, CustomStringConvertible {
         case .bitwise(let r, let l, let m, let x): return "[ bitwise reg \(r) = (reg \(r) & \(m.hex)) ^ \(x.hex) len \(l) ]"
         case .lookup(let s, let id, let r): return "[ lookup reg \(r) set \(s) id \(id) ]"
         case .ct(let k, let r): return "[ ct load \(k) => reg \(r) ]"
+        case .ctOriginal(let k, let r): return "[ ct load \(k) => reg \(r) , dir original ]"
         case .counter: return "[ counter ]"
         case .limit(let rate, let unit, let burst, let type, let flags):
             return "[ limit rate \(rate)/\(unit)s burst \(burst.map(String.init) ?? "-") type \(type) flags \(flags) ]"
