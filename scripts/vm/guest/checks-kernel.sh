@@ -114,24 +114,22 @@ check_kernel() {
     echo_server_stop
     peer_down
 
-    # (e) Provisional apply rolled back: in a namespace of its own, a change applied with
-    # --confirm-within 3 and never confirmed comes back out.
+    # (e) Provisional apply rolled back, as an operator does it: the daemon stopped (its table
+    # stays), `apply --confirm-within 3` of a changed config, never confirmed; the waiter (a
+    # transient systemd unit) restores the table as it was. Then the daemon starts again.
     local keep provisional
-    ns fwe-prov
-    install -m 0600 "$conf" /tmp/fwe-prov-a.conf
+    expect "systemctl stop" systemctl stop fwenforcerd
+    keep=$(listing)
     sed 's/"198.18.43.2"/"198.18.43.2", "198.18.43.77"/' "$conf" > /tmp/fwe-prov-b.conf; chmod 600 /tmp/fwe-prov-b.conf
-    inns fwe-prov fwenforcerd apply --config /tmp/fwe-prov-a.conf > /dev/null 2>> "$results/guest.log" || fail "apply in fwe-prov failed"
-    keep=$(inns fwe-prov nft list table $table)
     t0=$(now)
-    inns fwe-prov fwenforcerd apply --config /tmp/fwe-prov-b.conf --confirm-within 3 --pending-file /tmp/fwe-prov-pending.json \
-        >> "$results/guest.log" 2>&1 || fail "provisional apply failed"
-    provisional=$(inns fwe-prov nft list table $table)
-    grep -q 198.18.43.77 <<<"$provisional" || fail "the provisional change is not in the kernel"
-    wait_until 30 0.2 bash -c "[[ \"\$(ip netns exec fwe-prov nft list table $table)\" == \"\$1\" ]]" _ "$keep" \
+    fwenforcerd apply --config /tmp/fwe-prov-b.conf --confirm-within 3 >> "$results/guest.log" 2>&1 || fail "provisional apply failed"
+    nft list table $table | grep -q 198.18.43.77 || fail "the provisional change is not in the kernel"
+    wait_until 30 0.2 bash -c "[[ \"\$(source $guest/lib.sh; listing)\" == \"\$1\" ]]" _ "$keep" \
         || fail "the provisional change was not rolled back within 30 s"
     t1=$(now)
     figure "provisional apply (3 s window) rolled back after $(elapsed "$t0" "$t1") s"
-    ip netns del fwe-prov
+    expect "systemctl start" systemctl start fwenforcerd
+    wait_until 20 0.2 enforced || fail "not enforced after the daemon started again"
     ok
 }
 
