@@ -9,6 +9,7 @@
 #   make deb                       Debian package out/fwenforcer_<VERSION>_<arch>.deb (enabled, idle until a config exists)
 #   make test-deb                  build the package, inspect it, install it into a throwaway root and run it
 #   make fuzz                      libFuzzer/atheris on every parser of outside bytes, FUZZ_SECONDS per target (fuzz/README.md)
+#   make vm-test                   build the package, install it on a Debian 12 guest under qemu, boot it three times, 7 checks
 #   make bench                     release build, benchmark against nft (N = 10 ... 100,000, ~15 min), into bench/
 #   make bench BENCH_ARGS="--quick --output /tmp/b"   a short run (N = 10, 1,000), not over the committed results
 
@@ -43,7 +44,7 @@ CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
 # `make deb` sets this to no: a package ships the sample as an example, never as the live config.
 INSTALL_SAMPLE_CONFIG ?= yes
 
-.PHONY: build install deps plan test fuzz man completions deb test-deb bench
+.PHONY: build install deps plan test fuzz man completions deb test-deb vm-test bench
 
 plan: deps
 	$(SWIFT) build --product fwenforcerd
@@ -85,6 +86,11 @@ out/man/fwenforcerd.8: $(wildcard Sources/fwenforcerd/*.swift)
 
 test-deb: deb
 	scripts/test-deb.sh
+
+# Needs root: debootstrap builds the guest image (cached in .build-vm/ until its inputs change), qemu
+# boots it under software emulation (no KVM) with no network beyond the guest itself (docs/vm-test.md).
+vm-test: deps deb
+	scripts/vm/run.sh
 
 # Needs root: the benchmark programs netfilter in network namespaces of its own (docs/benchmarks.md).
 BENCH_ARGS ?=

@@ -20,11 +20,13 @@
 #   graphviz chromium     `check --topology --format dot|html`: the diagram tests lay the DOT out with dot
 #                         and open the HTML page in headless chromium (DOM and screenshot)
 #   fonts-dejavu-core     a font for dot's labels and chromium's screenshot
+#   qemu-system-x86 debootstrap   `make vm-test`: a Debian 12 guest image built with debootstrap, booted
+#                         under qemu (software emulation: no KVM needed) with a 9p share for results
 set -euo pipefail
 
 packages=(nftables libnftnl-dev libmnl-dev pkg-config iproute2 python3 conntrack prometheus-node-exporter
           dpkg-dev systemd etcd-server etcd-client ansible-core iptables python3-venv time
-          graphviz chromium fonts-dejavu-core "$@")
+          graphviz chromium fonts-dejavu-core qemu-system-x86 debootstrap "$@")
 
 missing=()
 for package in "${packages[@]}"; do

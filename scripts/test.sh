@@ -17,3 +17,6 @@ make deb
 FWENFORCERD_FLOOD_BINARY="$(swift build -c release --static-swift-stdlib --show-bin-path)/fwenforcerd" \
     swift test --skip-build --filter DaemonFloodTests
 scripts/test-deb.sh
+# The same package on a real Debian 12 guest under qemu: systemd as PID 1, Debian's kernel, three
+# boots (docs/vm-test.md). The image is cached in .build-vm/; a fresh machine builds it first.
+scripts/vm/run.sh

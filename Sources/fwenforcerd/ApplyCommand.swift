@@ -32,6 +32,7 @@ struct Apply: ParsableCommand {
     }
 
     func run() throws {
+        try requireSupportedKernel()
         let (cfg, roles) = try options.load()
         let plan = Compiler.compile(config: cfg, roles: roles)
         if let daemon = InstanceLock.holder() {

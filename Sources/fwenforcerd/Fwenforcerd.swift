@@ -22,7 +22,7 @@ struct Fwenforcerd: ParsableCommand {
 
         Start with a dry run:  fwenforcerd plan --config etc/fwenforcer.conf
         """,
-        subcommands: [Plan.self, Check.self, Apply.self, Confirm.self, Run.self, Status.self, Report.self, CatalogCommand.self, ConfirmWait.self],
+        subcommands: [Plan.self, Check.self, Apply.self, Confirm.self, Run.self, Reload.self, Status.self, Report.self, CatalogCommand.self, ConfirmWait.self],
         defaultSubcommand: nil
     )
 }

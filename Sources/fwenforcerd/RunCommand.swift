@@ -74,6 +74,7 @@ struct Run: ParsableCommand {
         try SignalMask.block(SignalMask.daemonSignals)
         LoggingSystem.bootstrap { JournalLogHandler.standardError(label: $0) }
         let logger = Logger(label: "fwenforcerd")
+        try requireSupportedKernel(logger: logger)
         let lock: InstanceLock
         do {
             lock = try InstanceLock.acquire(at: FilePath(lockFile))

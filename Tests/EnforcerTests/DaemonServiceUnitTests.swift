@@ -25,7 +25,7 @@ import Testing
         let binary = dir("fwenforcerd")
         try daemonWriteInPlace(binary, "#!/bin/sh\nexit 0\n", mode: 0o755)
         let unit = try String(contentsOfFile: Self.unitPath, encoding: .utf8)
-            .replacingOccurrences(of: "ExecStart=/usr/local/sbin/fwenforcerd", with: "ExecStart=\(binary)")
+            .replacingOccurrences(of: "=/usr/local/sbin/fwenforcerd ", with: "=\(binary) ")
         let copy = dir("fwenforcerd.service")
         try unit.write(toFile: copy, atomically: true, encoding: .utf8)
         return copy
@@ -57,7 +57,11 @@ import Testing
         func values(_ key: String) -> [String] { settings.filter { $0.key == key }.map(\.value) }
         #expect(values("Type") == ["notify"])
         #expect(values("ExecStart") == ["/usr/local/sbin/fwenforcerd run --config /etc/fwenforcer/fwenforcer.conf"])
-        #expect(values("ExecReload") == ["/bin/kill -HUP $MAINPID"])
+        #expect(values("ExecReload") == ["/usr/local/sbin/fwenforcerd reload --config /etc/fwenforcer/fwenforcer.conf --pid $MAINPID"])
+        // Every command the unit runs is the package's own binary: a minimal Debian has no /bin/kill.
+        for key in ["ExecStart", "ExecReload", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecStopPost"] {
+            for command in values(key) { #expect(command.hasPrefix("/usr/local/sbin/fwenforcerd "), "\(key)=\(command)") }
+        }
         // Installing the package must not start enforcing before a config exists.
         #expect(values("ConditionPathExists") == ["/etc/fwenforcer/fwenforcer.conf"])
         #expect(values("WatchdogSec") == ["30"])
