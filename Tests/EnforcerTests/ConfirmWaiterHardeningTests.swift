@@ -155,11 +155,22 @@ struct ConfirmWaiterHardeningTests {
         #expect(ConfirmationWaiterLauncher.forThisHost(systemdRuntimeDirectory: dir("absent")) == .detached)
         // The directory alone is not enough: systemd-run must be there too.
         #expect(ConfirmationWaiterLauncher.forThisHost(systemdRuntimeDirectory: dir.path, programs: [dir("absent")]) == .detached)
-        guard case .systemdRun(let unit, let program) = ConfirmationWaiterLauncher.forThisHost(systemdRuntimeDirectory: dir.path, programs: ["/bin/true"]) else {
+        // (In the manager's network namespace; this machine's sandbox hides PID 1's from root.)
+        guard case .systemdRun(let unit, let program) = ConfirmationWaiterLauncher.forThisHost(
+            systemdRuntimeDirectory: dir.path, programs: ["/bin/true"], managerNetworkNamespace: "/proc/self/ns/net") else {
             Issue.record("a systemd host gets no transient unit")
             return
         }
         #expect(program == "/bin/true" && unit.hasPrefix("fwenforcer-confirm-\(getpid())-"))
+        // An apply in another network namespace (ip netns exec, a container) keeps its waiter
+        // there: a transient unit would run in PID 1's namespace and roll back the host's table.
+        if kernelTestsAvailable {
+            try NetworkNamespace.with { ns in
+                #expect(ConfirmationWaiterLauncher.forThisHost(systemdRuntimeDirectory: dir.path, programs: ["/bin/true"],
+                                                               ownNetworkNamespace: "/run/netns/\(ns.name)",
+                                                               managerNetworkNamespace: "/proc/self/ns/net") == .detached)
+            }
+        }
         #expect(ConfirmationWaiterLauncher.systemdRunArguments(program: "/usr/bin/systemd-run", unit: "fwenforcer-confirm-1-2",
                                                                executable: "/usr/sbin/fwenforcerd", pendingFile: "/run/fwenforcer/pending.json") == [
             "/usr/bin/systemd-run", "--unit=fwenforcer-confirm-1-2", "--description=fwenforcer confirmation window (/run/fwenforcer/pending.json)",

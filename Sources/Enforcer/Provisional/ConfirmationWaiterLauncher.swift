@@ -18,13 +18,27 @@ public enum ConfirmationWaiterLauncher: Sendable, Equatable {
     case detached
 
     /// systemd runs the host when `/run/systemd/system` exists (what `sd_booted` tests) and
-    /// `systemd-run` is installed.
+    /// `systemd-run` is installed. A transient unit runs in the system manager's namespaces, so
+    /// it is used only when this process shares PID 1's network namespace: an `apply` run in
+    /// another one (`ip netns exec`, a container) must be rolled back there, not on the host's
+    /// table, and gets the detached waiter, which stays in its namespace.
     public static func forThisHost(systemdRuntimeDirectory: String = "/run/systemd/system",
-                                   programs: [String] = ["/usr/bin/systemd-run", "/bin/systemd-run"]) -> Self {
+                                   programs: [String] = ["/usr/bin/systemd-run", "/bin/systemd-run"],
+                                   ownNetworkNamespace: String = "/proc/self/ns/net",
+                                   managerNetworkNamespace: String = "/proc/1/ns/net") -> Self {
         var info = stat()
         guard stat(systemdRuntimeDirectory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
-              let program = programs.first(where: { access($0, X_OK) == 0 }) else { return .detached }
+              let program = programs.first(where: { access($0, X_OK) == 0 }),
+              sameFile(ownNetworkNamespace, managerNetworkNamespace) else { return .detached }
         return .systemdRun(unit: "fwenforcer-confirm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))", program: program)
+    }
+
+    /// Whether two paths name the same inode (namespaces are compared this way); false when either
+    /// cannot be examined.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        guard stat(a, &x) == 0, stat(b, &y) == 0 else { return false }
+        return x.st_dev == y.st_dev && x.st_ino == y.st_ino
     }
 
     /// The `systemd-run` command line for the waiter of `pendingFile`. `--service-type=exec` makes
