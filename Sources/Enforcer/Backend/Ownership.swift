@@ -1,5 +1,6 @@
 /// fwenforcer's mark on the tables it creates: the table's comment (nftables table userdata,
-/// `NFTNL_UDATA_TABLE_COMMENT`; kernels from 5.10 keep it, older ones drop it silently). nft shows
+/// `NFTNL_UDATA_TABLE_COMMENT`; a kernel without table userdata drops it silently, hence the
+/// minimum kernel in `KernelRequirements`). nft shows
 /// it (`comment "..."` in `nft list table`), so an operator sees who owns the table.
 ///
 /// The kernel sets a table's userdata when the table is created and ignores it on later updates,
