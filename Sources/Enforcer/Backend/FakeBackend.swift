@@ -57,15 +57,6 @@ public final class FakeBackend: Backend {
         simulateForeignCommit()
     }
 
-    /// A change another writer makes to the table with fwenforcer's own vocabulary (drift the
-    /// model can read back): applied like a transaction, without a generation check.
-    public func foreignEdit(table: String, _ operations: [Transaction.Operation]) {
-        var t = tables[table]
-        for op in operations { try! FakeTable.apply(op, to: &t) }
-        tables[table] = t
-        simulateForeignCommit()
-    }
-
     public var tableNames: [String] { tables.keys.sorted() }
 
     /// Whether a table carries fwenforcer's mark (nil: no such table).

@@ -288,34 +288,28 @@ public final class ReconcileLoop {
 
     func reloadConfig(force: Bool, reason: ReconcileReason) {
         let path = options.configPath
-        // What the baseline can use if this read fails: the parts of the file that parse.
-        var salvage = Baseline.Inputs()
+        // What the baseline can use if this read fails, worked out only then (a second parse of a
+        // large config has no place on the path of every change): the parsed config, or the
+        // parts of the file that parse on their own.
+        var configBytes: [UInt8]?
+        var parsed: Config?
         var readHash: String?
         do {
             // The config and the catalog file it names, each checked and read from one
             // descriptor: no window to swap a file in between.
             let configFile = try source.readConfig()
-            // What the baseline can use if the rest fails.
-            salvage = .salvage(text: String(decoding: configFile.bytes, as: UTF8.self), file: path)
+            configBytes = configFile.bytes
             let catalogPath = source.catalogPath(named: configFile.bytes)
             watch(source.watchedPaths(catalog: catalogPath))
             let contents = try source.read(catalog: catalogPath, config: configFile)
             for warning in contents.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
                 logger.warning("\(warning)")
             }
-            let data = contents.configBytes
             let hash = contents.hash
             readHash = hash
             if !force && hash == configHash && desired != nil { return }
             // The rule `check` applies too: bytes that are not UTF-8 are refused, not replaced.
-            let text: String
-            do {
-                text = try Config.text(of: data, file: path)
-            } catch {
-                // The baseline may still take admin_ssh and the table from the intact lines.
-                salvage = .salvage(text: String(decoding: data, as: UTF8.self), file: path)
-                throw error
-            }
+            let text = try Config.text(of: contents.configBytes, file: path)
             if let refused = refusedHash {
                 if hash == refused {
                     if force && reason != .backstop {
@@ -332,14 +326,8 @@ public final class ReconcileLoop {
                 }
                 refusedHash = nil
             }
-            let config: Config
-            do {
-                config = try source.parse(contents, text: text)
-            } catch {
-                salvage = .salvage(text: text, file: path)
-                throw error
-            }
-            salvage = Baseline.Inputs(config)
+            let config = try source.parse(contents, text: text)
+            parsed = config
             autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
             if config.enforce.table != reconciler.table { switchTable(to: config.enforce.table) }
@@ -366,7 +354,10 @@ public final class ReconcileLoop {
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
             metrics.configRejections += 1
             if desired == nil || baselineReason != nil {
-                // Nothing valid has been enforced yet: fail closed.
+                // Nothing valid has been enforced yet: fail closed. Lossy decoding is right here:
+                // admin_ssh may still be read from the intact lines of a file that is not UTF-8.
+                let salvage = parsed.map(Baseline.Inputs.init)
+                    ?? configBytes.map { .salvage(text: String(decoding: $0, as: UTF8.self), file: path) } ?? Baseline.Inputs()
                 logger.error("config rejected (\(reason)): \(error)")
                 failClosed(salvage, hash: readHash, because: "\(error)", reason: reason)
                 return
@@ -424,13 +415,6 @@ public final class ReconcileLoop {
     /// follows reads the kernel when needed).
     func drainQuietly() {
         guard let monitor, let events = try? monitor.drain() else { return }
-        for event in events {
-            switch event {
-            default: reconciler.note(event)
-            }
-        }
+        for event in events { reconciler.note(event) }
     }
-
-
-
 }

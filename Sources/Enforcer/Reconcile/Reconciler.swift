@@ -198,12 +198,12 @@ public final class Reconciler {
                                previous: nil, foreign: [], adopted: nil, generation: snapshot.generation)
         case .owned:
             let diff = Diff.transaction(from: snapshot.ruleset, to: desired, generation: snapshot.generation)
+            let unplanned = Diff.unplanned(snapshot.ruleset, written: enforced, desired: desired)
             if !snapshot.foreign.isEmpty || (knowledge == .mustReplace && !diff.isEmpty) {
-                pass = replacement(desired, snapshot, foreign: snapshot.foreign + Diff.unplanned(snapshot.ruleset, written: enforced, desired: desired))
+                pass = replacement(desired, snapshot, foreign: snapshot.foreign + unplanned)
             } else {
-                pass = PlannedPass(basis: .kernel, transaction: diff, previous: snapshot.ruleset,
-                                   foreign: Diff.unplanned(snapshot.ruleset, written: enforced, desired: desired), adopted: nil,
-                                   generation: snapshot.generation)
+                pass = PlannedPass(basis: .kernel, transaction: diff, previous: snapshot.ruleset, foreign: unplanned,
+                                   adopted: nil, generation: snapshot.generation)
             }
         }
         pass.transaction.retiredTables = retired
