@@ -9,6 +9,7 @@ import Glibc
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "apply",
         abstract: "Enforce the config's plan once, atomically, and exit.",
         discussion: """
         Reads the kernel's table, sends only the difference in one batch, and prints a one-line summary.

@@ -9,6 +9,7 @@ import Glibc
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Validate a config file, or check a whole deployment's shared config for consistency.",
         discussion: """
         With --config: exit 0 when the file is good, 1 with the file, line and key of the first error.

@@ -9,6 +9,7 @@ import Glibc
 
 struct Confirm: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "confirm",
         abstract: "Keep a provisional change (apply or run with --confirm-within) before its window ends.",
         discussion: """
         Signals the process that would roll the change back (SIGUSR1, carrying the change's token from the \

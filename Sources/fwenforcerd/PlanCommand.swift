@@ -13,6 +13,7 @@ enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "Print the ruleset this host would enforce (a dry run; needs no privileges).",
         discussion: """
         The nft output is what `nft list table inet fwenforcer` will show once applied, and is accepted by `nft -c -f`.

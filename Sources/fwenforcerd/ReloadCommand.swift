@@ -11,6 +11,7 @@ import Glibc
 /// no /bin/kill (procps is not essential) and the unit should need nothing the package does not ship.
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reload",
         abstract: "Have the running daemon re-read its config and the kernel (SIGHUP); the unit's ExecReload.",
         discussion: """
         Signals the daemon (--pid, as systemd passes $MAINPID, or else the holder of the instance lock), \

@@ -18,6 +18,7 @@ enum ReportDirection: String, ExpressibleByArgument, CaseIterable {
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "report",
         abstract: "Show what audit mode saw: the flows enforce mode would drop.",
         discussion: """
         Reads the report the daemon keeps while [enforce] ingress or egress is "audit": every flow \

@@ -9,6 +9,7 @@ import Glibc
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run the daemon: enforce the config, watch it, reconcile changes, repair drift.",
         discussion: """
         Watches the config file (in-place writes, write-and-rename, symlink swaps), reloads on SIGHUP, \

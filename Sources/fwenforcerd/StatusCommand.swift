@@ -9,6 +9,7 @@ import Glibc
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Show what is enforced now: the daemon's state file and the kernel's table.")
 
     @Option(help: ArgumentHelp("State file written by the daemon.", valueName: "path"))

@@ -10,14 +10,23 @@ struct Batch {
     struct Message {
         /// The whole message; its sequence number is written when the batch is framed.
         var bytes: [UInt8]
-        /// The object it acts on, in nft words.
-        var subject: String
+        /// What it acts on; named in nft words only when the kernel rejects it (rendering a rule
+        /// for every message of every batch cost a one-shot apply 8 % of its instructions).
+        var about: Subject
         /// For element messages: where each element starts and which range it stores.
         var elements: [(offset: Int, rangeIndex: Int?)] = []
         /// The set and ranges the element messages were written from (shared, not copied).
         var elementSource: SetElements?
 
         var type: UInt16 { UInt16(bytes[4]) | UInt16(bytes[5]) << 8 }
+
+        /// The object it acts on, in nft words.
+        var subject: String {
+            switch about {
+            case .named(let text): return text
+            case .operation(let op, let tx): return tx.subject(of: op)
+            }
+        }
 
         /// The object an error refers to, using the extended ACK's attribute offset when given:
         /// `set CCM_v4 element 198.18.0.7`.
@@ -26,6 +35,13 @@ struct Batch {
             guard let index = hit.rangeIndex else { return "set \(source.set) first segment" }
             return Transaction.elementSubject(set: source.set, source.ranges[index])
         }
+    }
+
+    /// What a message acts on: a fixed name, or an operation of a transaction (kept by reference
+    /// to the transaction's storage, not copied).
+    enum Subject {
+        case named(String)
+        case operation(Transaction.Operation, of: Transaction)
     }
 
     var table: String
@@ -42,27 +58,28 @@ struct Batch {
         var createdSets: [String: UInt32] = [:]
         var awaitingFirstElements: Set<String> = []
 
-        func append(_ bytes: [UInt8], _ subject: String) { batch.messages.append(Message(bytes: bytes, subject: subject)) }
+        func append(_ bytes: [UInt8], _ about: Subject) { batch.messages.append(Message(bytes: bytes, about: about)) }
 
         for old in tx.retiredTables {
-            append(TableMessages.delete(old, b), "table inet \(old)")
+            append(TableMessages.delete(old, b), .named("table inet \(old)"))
         }
 
         for op in tx.operations {
-            let subject = tx.subject(of: op)
+            let about = Subject.operation(op, of: tx)
+            var subject: String { tx.subject(of: op) }
             switch op {
             case .addTable:
-                append(TableMessages.add(table, flags: tableFlags, b), subject)
+                append(TableMessages.add(table, flags: tableFlags, b), about)
             case .deleteTable:
-                append(TableMessages.delete(table, b), subject)
+                append(TableMessages.delete(table, b), about)
                 createdSets.removeAll()
                 awaitingFirstElements.removeAll()
             case .addChain(let c):
-                append(ChainMessages.add(table: table, c, b), subject)
+                append(ChainMessages.add(table: table, c, b), about)
             case .deleteChain(let name):
-                append(ChainMessages.delete(table: table, name, b), subject)
+                append(ChainMessages.delete(table: table, name, b), about)
             case .flushChain(let name):
-                append(ChainMessages.flush(table: table, name, b), subject)
+                append(ChainMessages.flush(table: table, name, b), about)
             case .addSet(let s):
                 if let comment = s.comment, comment.utf8.count > Userdata.commentMaxLength {
                     throw .rejected([Rejection(object: subject, code: .invalidArgument,
@@ -72,11 +89,11 @@ struct Batch {
                 nextSetID += 1
                 createdSets[s.name] = id
                 awaitingFirstElements.insert(s.name)
-                append(SetMessages.add(table: table, s, id: id, b), subject)
+                append(SetMessages.add(table: table, s, id: id, b), about)
             case .deleteSet(let name):
                 createdSets[name] = nil
                 awaitingFirstElements.remove(name)
-                append(SetMessages.delete(table: table, name, b), subject)
+                append(SetMessages.delete(table: table, name, b), about)
             case .addElements(let e), .deleteElements(let e):
                 var add = false
                 if case .addElements = op { add = true }
@@ -84,7 +101,7 @@ struct Batch {
                 if add { awaitingFirstElements.remove(e.set) }
                 let elements = ElementMessages.elements(of: e, firstSegment: firstSegment)
                 for m in ElementMessages.messages(add: add, table: table, set: e.set, setID: createdSets[e.set], elements) {
-                    batch.messages.append(Message(bytes: m.bytes, subject: subject, elements: m.elements, elementSource: e))
+                    batch.messages.append(Message(bytes: m.bytes, about: about, elements: m.elements, elementSource: e))
                 }
             case .addRule(let chain, let rule):
                 var anonymousIDs: [UInt32] = []
@@ -101,13 +118,13 @@ struct Batch {
                     throw .rejected(list.map { Rejection(object: subject, code: $0.code, kernelMessage: $0.kernelMessage) })
                 }
                 for (s, id) in zip(linear.anonymousSets, anonymousIDs) {
-                    append(SetMessages.addAnonymous(table: table, s, id: id, b), subject)
+                    append(SetMessages.addAnonymous(table: table, s, id: id, b), about)
                     let elements = ElementMessages.elements(of: s)
                     for m in ElementMessages.messages(add: true, table: table, set: Linearize.anonymousSetName, setID: id, elements) {
-                        batch.messages.append(Message(bytes: m.bytes, subject: subject))
+                        batch.messages.append(Message(bytes: m.bytes, about: about))
                     }
                 }
-                append(RuleMessages.add(table: table, chain: chain, linear, b), subject)
+                append(RuleMessages.add(table: table, chain: chain, linear, b), about)
             }
         }
         return batch
