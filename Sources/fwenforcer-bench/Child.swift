@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// A child process measured from spawn to exit: wall time and peak resident memory.
+/// A child process measured from spawn to exit: wall time, CPU time and peak resident memory.
 ///
 /// Children are spawned with `posix_spawn` from the calling thread, so they inherit its network
 /// namespace: `nft` runs in the benchmark's namespace without `ip netns exec` (whose own cost
@@ -21,6 +21,8 @@ struct Child {
     struct Exit {
         var status: Int32
         var wall: Double
+        /// User + system CPU seconds (from wait4: the child and the children it waited for).
+        var cpu: Double
         /// Peak resident set size in bytes (0 when not measured).
         var maxRSS: Int
         var stderr: String
@@ -53,9 +55,11 @@ struct Child {
     /// Waits for the child to exit.
     func wait() throws -> Exit {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw BenchError("waitpid(\(pid)): \(String(cString: strerror(errno)))") }
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 {
+            guard errno == EINTR else { throw BenchError("wait4(\(pid)): \(String(cString: strerror(errno)))") }
         }
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         let wall = ContinuousClock.now - started
         let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
         unlink(stderrPath)
@@ -68,7 +72,8 @@ struct Child {
         }
         // WIFEXITED / WEXITSTATUS are macros Swift does not import.
         let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Exit(status: code, wall: wall.seconds, maxRSS: maxRSS, stderr: stderr)
+        return Exit(status: code, wall: wall.seconds, cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+                    maxRSS: maxRSS, stderr: stderr)
     }
 
     /// Runs `argv` to completion; a non-zero exit is an error carrying the child's stderr.

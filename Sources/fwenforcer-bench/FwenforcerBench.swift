@@ -36,6 +36,10 @@ struct FwenforcerBench: ParsableCommand {
     @Option(help: ArgumentHelp("The fwenforcerd binary (default: the one beside this benchmark).", valueName: "path"))
     var fwenforcerd: String?
 
+    @Option(help: ArgumentHelp("The Debian package whose size is reported (default: the newest out/fwenforcer_*.deb, if any).",
+                               valueName: "path"))
+    var deb: String?
+
     @Option(help: ArgumentHelp("Only write the config of this many peers to --output/fwenforcer-N.conf (for profiling) and exit.",
                                valueName: "n"))
     var writeConfig: Int?
@@ -68,6 +72,9 @@ struct FwenforcerBench: ParsableCommand {
 
         var bench = Benchmark(fwenforcerd: binary, scratch: scratch, repeats: quick ? 3 : repeats,
                               idleSeconds: quick ? 5 : idleSeconds)
+        for row in try Footprint.rows(fwenforcerd: binary, deb: deb ?? Footprint.newestPackage(in: "out"), scratch: scratch) {
+            bench.report.add(row)
+        }
         for n in parsedSizes {
             FileHandle.standardError.write("N = \(n)\n".data(using: .utf8)!)
             try bench.measure(peers: n)

@@ -72,7 +72,7 @@ struct Report {
         for r in rows {
             let target = r.met.map { ($0 ? "met: " : "**missed**: ") + r.target } ?? r.target
             let nft = r.nft.map { ($0.text + (r.nftLabel.isEmpty ? "" : " (\(r.nftLabel))"), $0.spread) } ?? ("–", "")
-            out.append("| \(r.metric) | \(r.peers.formatted()) | \(r.ours.text) | \(r.ours.spread) | \(nft.0) | \(nft.1) | "
+            out.append("| \(r.metric) | \(r.peers == 0 ? "–" : r.peers.formatted()) | \(r.ours.text) | \(r.ours.spread) | \(nft.0) | \(nft.1) | "
                        + "\(r.ratio.map { String(format: "%.1f", $0) } ?? "–") | \(target) |")
         }
         return out.joined(separator: "\n") + "\n"
