@@ -1,4 +1,5 @@
 #if os(Linux)
+import Foundation
 import Glibc
 import SystemPackage
 import Testing
@@ -77,6 +78,32 @@ import Testing
         #expect(receiver.receive() == "WATCHDOG=1")
         try notifier.stopping()
         #expect(receiver.receive() == "STOPPING=1")
+    }
+
+    /// A receiver that stops reading must not freeze the daemon: once its queue is full, sends
+    /// fail with EAGAIN at once (the old notifier blocked in sendto, and with it the event loop).
+    @Test func aReceiverThatStopsReadingDoesNotBlock() throws {
+        let receiver = try Receiver(abstract: true)
+        defer { receiver.close() }
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": receiver.address])
+        final class Outcome: @unchecked Sendable {
+            var sent = 0
+            var refused: SystemCallError?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            // A unix datagram queue holds net.unix.max_dgram_qlen (512 by default) messages.
+            for _ in 0..<5_000 {
+                do { try notifier.status("reconciling") ; outcome.sent += 1 } catch { outcome.refused = error; break }
+            }
+            done.signal()
+        }
+        try #require(done.wait(timeout: .now() + 5) == .success, "sd_notify blocked on a full queue")
+        #expect(outcome.sent > 0)
+        #expect(outcome.refused?.code == .wouldBlock)
+        // Messages sent before the queue filled arrived whole.
+        #expect(receiver.receive() == "STATUS=reconciling")
     }
 
     @Test func withoutNotifySocketNothingIsSent() throws {

@@ -109,6 +109,11 @@ public struct SystemdNotifier: Sendable {
 
     /// Sends `assignments` as one datagram. Does nothing when notification is off.
     ///
+    /// Never waits: a receiver that stops reading (a stalled PID 1, a supervisor in a container, a
+    /// test harness) fills the socket's queue, and a blocking send would then freeze the daemon's
+    /// event loop, with it every reconcile and repair. A full queue is `EAGAIN` instead, which the
+    /// daemon logs; the message is lost, as it would be to a receiver that is gone.
+    ///
     /// The corresponding C functions are `socket` and `sendto`.
     public func send(_ assignments: [String]) throws(SystemCallError) {
         guard let destination else { return }
@@ -137,7 +142,7 @@ public struct SystemdNotifier: Sendable {
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
                     message.withUnsafeBytes {
-                        sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), address, addressLength)
+                        sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), address, addressLength)
                     }
                 }
             }
