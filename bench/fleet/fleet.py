@@ -28,7 +28,7 @@ from fleet_netlink import Listener  # noqa: E402
 from fleet_setup import GROUP, MEMBERS, PREFIX, SET, WATCHER, Fleet, machine_busy, member_address  # noqa: E402
 
 STAGES = ["event", "quiet", "read", "written", "checked", "installed"]
-STAGE_NAMES = {"event": "put → watcher woken", "quiet": "debounce", "read": "etcdctl get",
+STAGE_NAMES = {"event": "put → watcher woken", "quiet": "debounce", "read": "etcdctl get (or the events applied)",
                "written": "render + write + fsync", "checked": "fwenforcerd check",
                "installed": "rename + dir fsync", "kernel": "installed → kernel (daemon)"}
 
