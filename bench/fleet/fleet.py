@@ -72,7 +72,11 @@ def round_of(fleet, listener, members, settle):
     arrived, missing = listener.arrivals()
     if any(missing.values()):
         late = {i: len(p) for i, p in missing.items() if p}
-        raise RuntimeError(f"not in the kernel after 60 s (VM: elements missing): {late}")
+        i = next(iter(late))
+        listed = fleet.run(["ip", "netns", "exec", fleet.namespaces[i], "nft", "list", "set", "inet", "fwenforcer", SET])
+        raise RuntimeError(f"not seen in the kernel after 60 s (VM: elements missing): {late}; expected {new}; "
+                           f"listener overruns {listener.overruns}; VM {i}: {listed}\nwatcher: "
+                           f"{fleet.tail(fleet.watcher_log(i), 1500)}\ndaemon: {fleet.tail(f'{fleet.dir}/vm-{i}/daemon.log', 1500)}")
     latencies = [max(a.values()) - t0 for _, a in sorted(arrived.items())]
     stages = []
     for i in range(fleet.vms):

@@ -12,11 +12,13 @@ the scratch directory, whatever failed before.
 import base64
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -102,6 +104,7 @@ class Fleet:
         self.notify = []
         self.ns_prefix = f"{ns_prefix}-{os.getpid()}"
         self.generation = 1
+        self.closing = False
         try:
             self.start_etcd(etcd)
         except BaseException:
@@ -177,6 +180,9 @@ class Fleet:
         for i in range(self.vms):
             self.start_daemon(i)
         self.wait_ready()
+        # Each daemon goes on sending STATUS= after every reconcile; as under systemd, someone
+        # must read it, or its queue fills and the daemon blocks in sendto.
+        threading.Thread(target=self.drain_notify, daemon=True).start()
         self.generation += 1
 
     def config(self, i):
@@ -212,6 +218,20 @@ class Fleet:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(waiting)} daemons not ready")
             time.sleep(0.05)
+
+    def drain_notify(self):
+        selector = selectors.DefaultSelector()
+        for s in self.notify:
+            s.setblocking(False)
+            selector.register(s, selectors.EVENT_READ)
+        while not self.closing:
+            for key, _ in selector.select(0.2):
+                try:
+                    while key.fileobj.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        selector.close()
 
     # --- what it costs ----------------------------------------------------------------------
 
@@ -272,10 +292,12 @@ class Fleet:
             p.wait()
 
     def close(self):
+        self.closing = True
         self.stop(self.watchers)
         self.stop(self.daemons)
         if self.etcd:
             self.stop([self.etcd])
+        time.sleep(0.3)  # the drain thread's last select
         for s in self.notify:
             s.close()
         for ns in self.namespaces:
