@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,8 +61,22 @@ def round_of(fleet, listener, members, settle):
     listener.expect([(SET, socket.inet_aton(a)) for a in new])
     before_installs = [installs(fleet, i) for i in range(fleet.vms)]
     cpu0, busy0, wall0 = fleet.cpu(), machine_busy(), time.monotonic()
+    # One writer per member, as independent provisioning replacing VMs at the same moment: each
+    # thread waits for the start, then sends its put.
+    go, revisions, writers = threading.Event(), {}, []
+    for m, a in zip(members, new):
+        def write(m=m, a=a):
+            go.wait()
+            revisions[m] = fleet.put(f"{PREFIX}/members/{GROUP}/{GROUP.lower()}-{m + 1}", a)
+        writers.append(threading.Thread(target=write))
+        writers[-1].start()
     t0 = time.monotonic()
-    revisions = [fleet.put(f"{PREFIX}/members/{GROUP}/{GROUP.lower()}-{m + 1}", a) for m, a in zip(members, new)]
+    go.set()
+    for w in writers:
+        w.join()
+    t_written = time.monotonic()
+    if len(revisions) != len(members):
+        raise RuntimeError("an etcd put failed")
     deadline = t0 + 60
     while not listener.done() and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -80,12 +95,12 @@ def round_of(fleet, listener, members, settle):
     latencies = [max(a.values()) - t0 for _, a in sorted(arrived.items())]
     stages = []
     for i in range(fleet.vms):
-        t = traces(fleet, i, revisions[0])
+        t = traces(fleet, i, min(revisions.values()))
         t["kernel"] = max(arrived[i].values())
         t["put"] = t0
         stages.append(t)
     hz = os.sysconf("SC_CLK_TCK")
-    return {"latencies": latencies, "stages": stages, "last": t_done - t0,
+    return {"latencies": latencies, "stages": stages, "last": t_done - t0, "writes": t_written - t0,
             "cpu": {k: cpu1[k] - cpu0[k] for k in cpu0},
             "machine": (busy1[0] - busy0[0]) / hz, "window": wall1 - wall0,
             "installs": [installs(fleet, i) - b for i, b in enumerate(before_installs)]}
@@ -105,7 +120,8 @@ def summary(vms, case, rounds):
     lat = [x * 1000 for r in rounds for x in r["latencies"]]
     row = {"vms": vms, "case": case, "rounds": len(rounds), "samples": len(lat),
            "median_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99), "max_ms": max(lat),
-           "last_vm_median_ms": percentile([r["last"] * 1000 for r in rounds], 50)}
+           "last_vm_median_ms": percentile([r["last"] * 1000 for r in rounds], 50),
+           "writes_ms": max(r["writes"] for r in rounds) * 1000}
     for k in ("etcd", "watchers", "daemons"):
         row[f"{k}_cpu_ms"] = sum(r["cpu"][k] for r in rounds) / len(rounds) * 1000
     row["machine_cpu_ms"] = sum(r["machine"] for r in rounds) / len(rounds) * 1000
@@ -132,12 +148,12 @@ def write(rows, output, load, command):
              "Times from just before the first etcd write until the VM's kernel holds every new element",
              "(its NEWSETELEM notification); CPU per round (ms), etcd / watchers with their etcdctl and",
              "`fwenforcerd check` / daemons / the whole machine over the round and 1 s after.", "",
-             "| VMs | replaced | samples | median ms | p99 ms | max ms | etcd CPU | watchers CPU | daemons CPU | machine CPU | installs/VM |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| VMs | replaced | samples | puts took ms | median ms | p99 ms | max ms | etcd CPU | watchers CPU | daemons CPU | machine CPU (window ms) | installs/VM |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['vms']} | {r['case']} | {r['samples']} | {fmt(r['median_ms'])} | {fmt(r['p99_ms'])} | "
-                     f"{fmt(r['max_ms'])} | {fmt(r['etcd_cpu_ms'])} | {fmt(r['watchers_cpu_ms'])} | "
-                     f"{fmt(r['daemons_cpu_ms'])} | {fmt(r['machine_cpu_ms'])} | {r['installs_per_vm']:.1f} |")
+        lines.append(f"| {r['vms']} | {r['case']} | {r['samples']} | {fmt(r['writes_ms'])} | {fmt(r['median_ms'])} | "
+                     f"{fmt(r['p99_ms'])} | {fmt(r['max_ms'])} | {fmt(r['etcd_cpu_ms'])} | {fmt(r['watchers_cpu_ms'])} | "
+                     f"{fmt(r['daemons_cpu_ms'])} | {fmt(r['machine_cpu_ms'])} ({fmt(r['window_ms'])}) | {r['installs_per_vm']:.1f} |")
     lines += ["", "Where the time goes (median per VM, ms; max in brackets): each stage from the one before.", "",
               "| VMs | replaced | " + " | ".join(STAGE_NAMES[s] for s in STAGES + ["kernel"]) + " |",
               "|---:|---|" + "---:|" * (len(STAGES) + 1)]
@@ -156,6 +172,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="one round of each case (the smoke test: --vms 3 --quick)")
     p.add_argument("--fwenforcerd", required=True, help="the fwenforcerd binary the daemons and watchers run")
     p.add_argument("--watcher", default=WATCHER, help="fwenforcer-etcd-watch to run (default: the repository's)")
+    p.add_argument("--watcher-debounce", type=float, help="the watchers' --debounce, seconds (default: theirs)")
     p.add_argument("--etcd", default="etcd")
     p.add_argument("--etcdctl", default="etcdctl")
     p.add_argument("--ns-prefix", default="fwe-fleet", help="namespace names: PREFIX-PID-N (default: %(default)s)")
@@ -171,7 +188,8 @@ def main():
         with open("/proc/loadavg") as f:
             loads.append(f"{vms} VMs: {' '.join(f.read().split()[:3])}")
         print(f"fleet: {vms} VMs: starting", file=sys.stderr, flush=True)
-        fleet = Fleet(vms, fwenforcerd, os.path.abspath(args.watcher), args.etcd, args.etcdctl, args.ns_prefix)
+        fleet = Fleet(vms, fwenforcerd, os.path.abspath(args.watcher), args.etcd, args.etcdctl, args.ns_prefix,
+                      args.watcher_debounce)
         listener = None
         try:
             started = time.monotonic()

@@ -97,8 +97,9 @@ def machine_busy():
 
 
 class Fleet:
-    def __init__(self, vms, fwenforcerd, watcher=WATCHER, etcd="etcd", etcdctl="etcdctl", ns_prefix="fwe-fleet"):
+    def __init__(self, vms, fwenforcerd, watcher=WATCHER, etcd="etcd", etcdctl="etcdctl", ns_prefix="fwe-fleet", debounce=None):
         self.vms, self.fwenforcerd, self.watcher, self.etcdctl = vms, fwenforcerd, watcher, etcdctl
+        self.debounce = [] if debounce is None else ["--debounce", str(debounce)]
         self.dir = tempfile.mkdtemp(prefix="fwe-fleet.")
         self.namespaces, self.watchers, self.daemons, self.etcd = [], [], [], None
         self.notify = []
@@ -173,7 +174,7 @@ class Fleet:
             self.watchers.append(self.spawn(
                 ["/usr/bin/python3", self.watcher,
                  "--endpoints", self.endpoint, "--prefix", PREFIX, "--output", self.config(i),
-                 "--host-address", vm_address(i), "--fwenforcerd", self.fwenforcerd, "--etcdctl", self.etcdctl, "--trace"],
+                 "--host-address", vm_address(i), "--fwenforcerd", self.fwenforcerd, "--etcdctl", self.etcdctl, "--trace"] + self.debounce,
                 self.watcher_log(i)))
         self.wait_for(lambda: all(os.path.exists(self.config(i)) for i in range(self.vms)), 30 + self.vms,
                       "the watchers' first render")
