@@ -140,7 +140,7 @@ def summary(vms, case, rounds):
 def write(rows, output, load, command):
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "fleet-results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: "–" if v is None else (f"{v:.0f}" if abs(v) >= 10 else f"{v:.1f}")  # noqa: E731
@@ -179,9 +179,17 @@ def main():
     p.add_argument("--output", default="bench", help="directory for fleet-results.md and .csv (default: %(default)s)")
     args = p.parse_args()
     rounds = 1 if args.quick else args.rounds
-    # SIGTERM and SIGHUP end the run like ^C: the finally blocks stop everything and clean up.
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, lambda *_: sys.exit(130))
+    # ^C, SIGTERM and SIGHUP end the run: the finally blocks stop everything and clean up, and
+    # a second signal does not cut that short.
+    def stop(*_):
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        sys.exit(130)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+    # Unblocked explicitly: a parent (a test runner) may have left them blocked in the inherited
+    # mask, and the processes started here inherit it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     rows, loads = [], []
     fwenforcerd = os.path.abspath(args.fwenforcerd)
     for vms in [int(v) for v in args.vms.split(",")]:
