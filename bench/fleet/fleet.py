@@ -28,10 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fleet_netlink import Listener  # noqa: E402
 from fleet_setup import GROUP, MEMBERS, PREFIX, SET, WATCHER, Fleet, machine_busy, member_address  # noqa: E402
 
-STAGES = ["event", "quiet", "read", "written", "checked", "installed"]
+# The watcher's --trace stages, in order; "kernel" (the daemon's part) follows the rename. The
+# directory's fsync after it ("installed") runs while the daemon already reads the new file.
+STAGES = ["event", "quiet", "read", "written", "checked", "renamed"]
 STAGE_NAMES = {"event": "put → watcher woken", "quiet": "debounce", "read": "etcdctl get (or the events applied)",
                "written": "render + write + fsync", "checked": "fwenforcerd check",
-               "installed": "rename + dir fsync", "kernel": "installed → kernel (daemon)"}
+               "renamed": "rename", "kernel": "renamed → kernel (daemon)"}
 
 
 def percentile(values, p):
@@ -173,6 +175,7 @@ def main():
     p.add_argument("--fwenforcerd", required=True, help="the fwenforcerd binary the daemons and watchers run")
     p.add_argument("--watcher", default=WATCHER, help="fwenforcer-etcd-watch to run (default: the repository's)")
     p.add_argument("--watcher-debounce", type=float, help="the watchers' --debounce, seconds (default: theirs)")
+    p.add_argument("--daemon-debounce-ms", type=int, help="the daemons' --debounce-ms (default: theirs)")
     p.add_argument("--etcd", default="etcd")
     p.add_argument("--etcdctl", default="etcdctl")
     p.add_argument("--ns-prefix", default="fwe-fleet", help="namespace names: PREFIX-PID-N (default: %(default)s)")
@@ -197,7 +200,7 @@ def main():
             loads.append(f"{vms} VMs: {' '.join(f.read().split()[:3])}")
         print(f"fleet: {vms} VMs: starting", file=sys.stderr, flush=True)
         fleet = Fleet(vms, fwenforcerd, os.path.abspath(args.watcher), args.etcd, args.etcdctl, args.ns_prefix,
-                      args.watcher_debounce)
+                      args.watcher_debounce, args.daemon_debounce_ms)
         listener = None
         try:
             started = time.monotonic()

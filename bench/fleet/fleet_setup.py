@@ -97,9 +97,11 @@ def machine_busy():
 
 
 class Fleet:
-    def __init__(self, vms, fwenforcerd, watcher=WATCHER, etcd="etcd", etcdctl="etcdctl", ns_prefix="fwe-fleet", debounce=None):
+    def __init__(self, vms, fwenforcerd, watcher=WATCHER, etcd="etcd", etcdctl="etcdctl", ns_prefix="fwe-fleet", debounce=None,
+                 daemon_debounce_ms=None):
         self.vms, self.fwenforcerd, self.watcher, self.etcdctl = vms, fwenforcerd, watcher, etcdctl
         self.debounce = [] if debounce is None else ["--debounce", str(debounce)]
+        self.daemon_debounce = [] if daemon_debounce_ms is None else ["--debounce-ms", str(daemon_debounce_ms)]
         self.dir = tempfile.mkdtemp(prefix="fwe-fleet.")
         self.namespaces, self.watchers, self.daemons, self.etcd = [], [], [], None
         self.notify = []
@@ -200,7 +202,7 @@ class Fleet:
         self.daemons.append(self.spawn(
             ["ip", "netns", "exec", self.namespaces[i], "setpriv", "--pdeathsig", "KILL", "--",
              self.fwenforcerd, "run", "--config", self.config(i), "--allow-insecure-config",
-             "--state-file", f"{d}/state.json", "--lock-file", f"{d}/fwenforcerd.lock", "--pending-file", f"{d}/pending.json"],
+             "--state-file", f"{d}/state.json", "--lock-file", f"{d}/fwenforcerd.lock", "--pending-file", f"{d}/pending.json"] + self.daemon_debounce,
             f"{d}/daemon.log", env=dict(os.environ, NOTIFY_SOCKET=f"{d}/notify.sock")))
 
     def wait_ready(self):
