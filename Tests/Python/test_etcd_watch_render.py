@@ -18,6 +18,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 import tomllib
 import unittest
 import unittest.mock
@@ -225,6 +226,44 @@ class WatchLoop(unittest.TestCase):
             self.assertEqual(installed, [["198.18.0.30"], ["198.18.0.31"], ["198.18.0.45"]], stderr.getvalue())
             self.assertIn("unreadable response", stderr.getvalue())
             self.assertIn("(etcd revision 5,", stderr.getvalue())
+
+
+class Bursts(unittest.TestCase):
+    """Watcher.watch fed by a pipe: changes that never pause for --debounce are still rendered."""
+
+    def test_a_stream_without_a_pause_is_rendered_at_least_every_max_delay(self):
+        with tempfile.TemporaryDirectory() as d:
+            etcdctl = os.path.join(d, "etcdctl")
+            # A response every 20 ms for 2.5 s (a put loop), each replacing amqp-1.
+            amqp = PREFIX + "/members/AMQP/amqp-1"
+            lines = [json.dumps(response(put(amqp, f"198.18.1.{r}", r))) for r in range(2, 127)]
+            with open(os.path.join(d, "stream"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            with open(etcdctl, "w") as f:
+                f.write(f"""#!/usr/bin/python3
+import sys, time
+if "get" in sys.argv:
+    print({json.dumps(json.dumps({"header": {"revision": 1}, "kvs": kvs_of(BASE)}))})
+else:
+    for line in open({json.dumps(os.path.join(d, "stream"))}):
+        sys.stdout.write(line); sys.stdout.flush(); time.sleep(0.02)
+""")
+            os.chmod(etcdctl, stat.S_IRWXU)
+            output = os.path.join(d, "fwenforcer.conf")
+            args = argparse.Namespace(prefix=PREFIX, etcdctl=etcdctl, endpoints="fake", timeout=1, fwenforcerd="/bin/true",
+                                      host_address=["198.18.0.20"], output=output, on_install=None, trace=False,
+                                      debounce=0.05, resync=600, once=False)
+            w = watch.Watcher(args)
+            installed = []
+            w.after_install = lambda: installed.append((time.monotonic(), groups_of(open(output).read())["AMQP"]))
+            with contextlib.redirect_stderr(io.StringIO()), unittest.mock.patch.object(watch.time, "sleep"):
+                w.watch(w.sync())
+            # The start, renders during the stream (each within MAX_DELAY of the one before,
+            # with some slack for a loaded machine), and the last revision at the end.
+            self.assertEqual(installed[-1][1], ["198.18.1.126"])
+            self.assertGreaterEqual(len(installed), 3, installed)
+            gaps = [b[0] - a[0] for a, b in zip(installed[1:], installed[2:])]
+            self.assertTrue(all(g < watch.MAX_DELAY + 0.5 for g in gaps), gaps)
 
 
 if __name__ == "__main__":
