@@ -25,10 +25,13 @@ struct FleetBenchSmokeTests {
             .filter { $0.hasPrefix(prefix + "-") }
     }
 
-    /// Processes still running a binary or script of this run (by their command line).
+    /// The command lines of live processes that name `marker` (the run's scratch directory).
     func leftovers(_ marker: String) throws -> [String] {
-        try run(["ps", "-eo", "pid=,args="]).stdout.split(separator: "\n").map(String.init)
-            .filter { $0.contains(marker) && !$0.contains("ps -eo") }
+        try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }.compactMap { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return nil }
+            let line = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+            return line.contains(marker) ? "\(pid) \(line)" : nil
+        }
     }
 
     @Test func threeVMsQuick() throws {
