@@ -12,6 +12,7 @@
 #   make vm-test                   build the package, install it on a Debian 12 guest under qemu, boot it three times, 7 checks
 #   make bench                     release build, benchmark against nft (N = 10 ... 100,000, ~15 min), into bench/
 #   make bench BENCH_ARGS="--quick --output /tmp/b"   a short run (N = 10, 1,000), not over the committed results
+#   make bench-fleet               release build, one etcd and 10, 30, 100 VMs in namespaces (~5 min), into bench/fleet-results.*
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -44,7 +45,7 @@ CONFIG        := $(SYSCONFDIR)/fwenforcer/fwenforcer.conf
 # `make deb` sets this to no: a package ships the sample as an example, never as the live config.
 INSTALL_SAMPLE_CONFIG ?= yes
 
-.PHONY: build install deps plan test fuzz man completions deb test-deb vm-test bench
+.PHONY: build install deps plan test fuzz man completions deb test-deb vm-test bench bench-fleet
 
 plan: deps
 	$(SWIFT) build --product fwenforcerd
@@ -99,6 +100,14 @@ bench: deps deb
 	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd
 	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcer-bench
 	"$$($(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --show-bin-path)/fwenforcer-bench" --output bench $(BENCH_ARGS)
+
+# Needs root, etcd and etcdctl: each VM's daemon runs in a network namespace of its own (docs/benchmarks.md,
+# "Fleet propagation"). FLEET_ARGS="--vms 3 --quick --output /tmp/f" is a short run.
+FLEET_ARGS ?=
+bench-fleet: deps
+	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd
+	bench/fleet/fleet.py --fwenforcerd "$$($(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --show-bin-path)/fwenforcerd" \
+		--output bench $(FLEET_ARGS)
 
 build:
 	$(SWIFT) build $(BUILD_FLAGS) --scratch-path $(SCRATCH) --product fwenforcerd
