@@ -95,7 +95,13 @@ import Testing
         Thread.detachNewThread {
             // A unix datagram queue holds net.unix.max_dgram_qlen (512 by default) messages.
             for _ in 0..<5_000 {
-                do { try notifier.status("reconciling") ; outcome.sent += 1 } catch { outcome.refused = error; break }
+                do throws(SystemCallError) {
+                    try notifier.status("reconciling")
+                    outcome.sent += 1
+                } catch {
+                    outcome.refused = error
+                    break
+                }
             }
             done.signal()
         }
