@@ -99,6 +99,12 @@ extension Config {
     public static func parse(text: String, file: String, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
         let doc = try TOMLDocument(text: text, file: file)
         defer { doc.release() }
+        return try parse(document: doc, catalogOverride: catalogOverride)
+    }
+
+    /// Validates an already parsed document (the caller releases it).
+    static func parse(document doc: TOMLDocument, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
+        let file = doc.file
         try doc.rejectUnknown(in: doc.root, path: "", allowed: ["host", "enforce", "groups"])
 
         guard let hostT = try doc.table(doc.root, "host", path: "host", required: true) else { fatalError() }
@@ -217,7 +223,8 @@ extension Config {
                     let p: IPPrefix
                     do {
                         let blank = { (b: UInt8?) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-                        p = try IPPrefix.parse(blank(item.utf8.first) || blank(item.utf8.last) ? item.trimmingCharacters(in: " \t") : item)
+                        let text = blank(item.utf8.first) || blank(item.utf8.last) ? item.trimmingCharacters(in: " \t") : item
+                        if let fast = AddressText.prefix(text) { p = fast } else { p = try IPPrefix.parse(text) }
                     } catch {
                         throw doc.error(path, error.description, value: item)
                     }
