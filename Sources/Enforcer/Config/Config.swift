@@ -97,7 +97,7 @@ extension Config {
 
     /// Parses and validates config text. `catalogOverride` replaces the catalog lookup (tests).
     public static func parse(text: String, file: String, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
-        let doc = try TOMLDocument(text: text, file: file)
+        let doc = try TOMLDocument(text: text, file: file, spliceLongArrays: true)
         defer { doc.release() }
         return try parse(document: doc, catalogOverride: catalogOverride)
     }

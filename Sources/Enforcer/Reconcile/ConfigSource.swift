@@ -41,7 +41,7 @@ struct ConfigSource {
     /// Decodes and parses config bytes; what fails is left nil, for `parse` to report.
     func prepare(_ config: [UInt8]) -> Prepared {
         guard let text = try? Config.text(of: config, file: configPath) else { return Prepared() }
-        return Prepared(text: text, document: try? TOMLDocument(text: text, file: configPath))
+        return Prepared(text: text, document: try? TOMLDocument(text: text, file: configPath, spliceLongArrays: true))
     }
 
     /// The catalog file the config names (resolved against the config's directory); nil for a
