@@ -5,11 +5,11 @@
 /// reader copy each one out again: 40 % of a daemon's reload. The strings of such an array are
 /// plain, so their bytes are their values. This finds every array value of a `key = [` line
 /// (outside strings and brackets) whose elements are all plain strings (`"..."` without escapes,
-/// or `'...'`, printable ASCII), takes the strings, and hands toml++ a copy of the text in which
-/// the array's inside is blanked byte for byte, keeping every line break, and holds one marker
-/// string instead (`"\u0001N"`). toml++ still sees every key and table, so duplicates, types
-/// and syntax elsewhere are its to judge as before, at the same lines and columns; only arrays
-/// that are valid TOML are replaced, so no error can come from inside one.
+/// or `'...'`, printable ASCII; comments between them ASCII too), takes the strings, and hands
+/// toml++ a copy of the text in which the array's inside is one marker string (`"\u0001N"`) and
+/// the line breaks it had. toml++ still sees every key and table, so duplicates, types and
+/// syntax elsewhere are its to judge as before, at the same lines and columns; only arrays that
+/// are valid TOML are replaced, so no error can come from inside one.
 ///
 /// The marker is a string no config holds: the text may not contain a `\u0001` or `\U00000001`
 /// escape (else nothing is replaced), and a raw U+0001 is not TOML. Arrays shorter than
@@ -46,7 +46,8 @@ struct TOMLArraySplice {
 
     private static func scan(_ s: UnsafeBufferPointer<UInt8>, minimumCount: Int) -> (bytes: [UInt8]?, arrays: [[String]]) {
         if containsMarkerEscape(s) { return (nil, []) }
-        var out: [UInt8]?
+        var out: [UInt8] = []
+        var copied = 0  // bytes of `s` up to here are in `out` (or replaced there)
         var arrays: [[String]] = []
         var i = s.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var depth = 0  // open brackets and braces of the value being read
@@ -82,15 +83,15 @@ struct TOMLArraySplice {
                     }
                     continue
                 }
-                if let open = arrayAfterKey(s, at: i), let array = plainArray(s, open: open), array.strings.count >= minimumCount {
-                    var bytes = out ?? Array(s)
-                    let marker = Array("\"\\u0001\(arrays.count)\"".utf8)
-                    if blank(&bytes, from: open + 1, to: array.close, marker: marker) {
-                        out = bytes
-                        arrays.append(array.strings)
-                        i = array.close + 1
-                        continue
-                    }
+                if let open = arrayAfterKey(s, at: i), let array = plainArray(s, open: open), array.strings.count >= minimumCount,
+                   let inside = replacement(s, from: open + 1, to: array.close, marker: Array("\"\\u0001\(arrays.count)\"".utf8)) {
+                    if out.isEmpty { out.reserveCapacity(s.count / 8) }
+                    out += s[copied...open]
+                    out += inside
+                    copied = array.close
+                    arrays.append(array.strings)
+                    i = array.close + 1
+                    continue
                 }
             }
             atLineStart = false
@@ -110,6 +111,8 @@ struct TOMLArraySplice {
             }
             i += 1
         }
+        if arrays.isEmpty { return (nil, []) }
+        out += s[copied...]
         return (out, arrays)
     }
 
@@ -142,8 +145,9 @@ struct TOMLArraySplice {
                     i += 1
                     while i < s.count && s[i] != newline {
                         let b = s[i]
-                        // TOML refuses control characters in comments, except tab.
-                        guard b == tab || (b >= 0x20 && b != 0x7F) else { return false }
+                        // TOML refuses control characters in comments, except tab; ASCII only, so that
+                        // bytes count characters (columns).
+                        guard b == tab || (b >= 0x20 && b < 0x7F) else { return false }
                         i += 1
                     }
                 default: return true
@@ -185,20 +189,24 @@ struct TOMLArraySplice {
         return (strings, close)
     }
 
-    /// Blanks `bytes[from..<to]` (line breaks kept) and writes `marker` into the first stretch
-    /// without a line break long enough for it; false, and nothing changed, when there is none.
-    private static func blank(_ bytes: inout [UInt8], from: Int, to: Int, marker: [UInt8]) -> Bool {
-        var run = 0
-        var spot: Int?
-        for k in from..<to {
-            if bytes[k] == newline || bytes[k] == cr { run = 0; continue }
-            run += 1
-            if run == marker.count { spot = k + 1 - marker.count; break }
+    /// What replaces the inside of an array, `s[from..<to]`, for toml++: the marker, then only
+    /// the line breaks (toml++ reads blanks a character at a time, as dear as the strings), and on
+    /// the `]`'s line as many blanks as there were characters before it, so that the lines and
+    /// the columns of everything after the array stay what they were. nil when a one-line array
+    /// is too short to hold the marker.
+    private static func replacement(_ s: UnsafeBufferPointer<UInt8>, from: Int, to: Int, marker: [UInt8]) -> [UInt8]? {
+        var breaks = 0
+        var lastLineStart = from
+        for k in from..<to where s[k] == newline {
+            breaks += 1
+            lastLineStart = k + 1
         }
-        guard let spot else { return false }
-        for k in from..<to where bytes[k] != newline && bytes[k] != cr { bytes[k] = space }
-        for (offset, b) in marker.enumerated() { bytes[spot + offset] = b }
-        return true
+        let tail = to - lastLineStart  // bytes (ASCII: characters) before the `]` on its line
+        if breaks == 0 {
+            guard tail >= marker.count else { return nil }
+            return marker + [UInt8](repeating: space, count: tail - marker.count)
+        }
+        return marker + [UInt8](repeating: newline, count: breaks) + [UInt8](repeating: space, count: tail)
     }
 
     /// Whether the text holds an escape for U+0001 (`\u0001`, `\U00000001`), which a marker could be mistaken for.
