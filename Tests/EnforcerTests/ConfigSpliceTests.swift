@@ -74,6 +74,25 @@ import Testing
         }
     }
 
+    /// Repeats are found whatever the order: interleaved families in increasing order (no
+    /// repeats, no hashing), a repeat right after or far from its first, a repeat across a break
+    /// in the order; the first occurrence stays and each repeat is one warning, in list order.
+    @Test func repeatsAreFoundInAnyOrder() throws {
+        let p = { (s: String) in try IPPrefix.parse(s) }
+        let cases: [([String], [String], [Int])] = [
+            (["198.18.0.1", "fd00::1", "198.18.0.2", "fd00::2"], ["198.18.0.1", "fd00::1", "198.18.0.2", "fd00::2"], []),
+            (["198.18.0.1", "198.18.0.1", "fd00::1"], ["198.18.0.1", "fd00::1"], [1]),
+            (["fd00::1", "198.18.0.5", "fd00::2", "198.18.0.3", "fd00::1", "198.18.0.5"], ["fd00::1", "198.18.0.5", "fd00::2", "198.18.0.3"], [4, 5]),
+            (["198.18.0.0/24", "198.18.0.0/25", "198.18.0.0/24"], ["198.18.0.0/24", "198.18.0.0/25"], [2]),
+        ]
+        for (input, kept, repeats) in cases {
+            var seen: [Int] = []
+            let out = Config.withoutRepeats(try input.map(p)) { i, _ in seen.append(i) }
+            #expect(out == (try kept.map(p)), "\(input)")
+            #expect(seen == repeats, "\(input)")
+        }
+    }
+
     /// The cases cover what they claim: some parse, some fail, at a line inside the long array too.
     @Test func casesCoverSuccessAndErrors() throws {
         guard case .failure(let error) = parse(Self.cases[4].text, splice: true) else {

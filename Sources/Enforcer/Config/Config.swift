@@ -241,10 +241,21 @@ extension Config {
     }
 
     /// `prefixes` without repeats (the first stays), telling `repeated` of each one dropped, in
-    /// order. A list in increasing order, as generated lists usually are, has none: it is checked
-    /// by comparing neighbours instead of hashing 100,000 prefixes.
+    /// order. A list whose IPv4 and IPv6 prefixes are each in increasing order, as generated lists
+    /// usually are, has none: that is checked by comparing neighbours of a family instead of
+    /// hashing 100,000 prefixes.
     static func withoutRepeats(_ prefixes: [IPPrefix], repeated: (Int, IPPrefix) -> Void) -> [IPPrefix] {
-        if zip(prefixes, prefixes.dropFirst()).allSatisfy({ $0 < $1 }) { return prefixes }
+        var lastV4: IPPrefix?, lastV6: IPPrefix?
+        var increasing = true
+        for p in prefixes {
+            let last = p.family == .ipv4 ? lastV4 : lastV6
+            if let last, !(last < p) {
+                increasing = false
+                break
+            }
+            if p.family == .ipv4 { lastV4 = p } else { lastV6 = p }
+        }
+        if increasing { return prefixes }
         var seen = Set<IPPrefix>(minimumCapacity: prefixes.count)
         var out: [IPPrefix] = []
         out.reserveCapacity(prefixes.count)

@@ -21,7 +21,7 @@ struct ConfigSource {
         var warnings: [ConfigDirectoryWarning]
     }
 
-    /// Reads the config file (checked). Then `catalogPath(named:)` tells which catalog file it
+    /// Reads the config file (checked). Then `prepare` and `catalogPath(named:)` tell which catalog file it
     /// names, and `read(catalog:config:)` adds it.
     func readConfig() throws -> (bytes: [UInt8], warnings: [ConfigDirectoryWarning]) {
         try readFile(configPath, what: "config file")
@@ -52,13 +52,6 @@ struct ConfigSource {
             return nil
         }
         return reference.hasPrefix("/") ? reference : (configPath as NSString).deletingLastPathComponent.appending("/" + reference)
-    }
-
-    /// The catalog file config bytes name; see `catalogPath(named:)`.
-    func catalogPath(named config: [UInt8]) -> String? {
-        let prepared = prepare(config)
-        defer { prepared.release() }
-        return catalogPath(named: prepared)
     }
 
     /// The whole content: the config's bytes and the catalog file at `catalog` (checked), hashed together.
