@@ -78,6 +78,7 @@ struct FwenforcerBench: ParsableCommand {
         for n in parsedSizes {
             FileHandle.standardError.write("N = \(n)\n".data(using: .utf8)!)
             try bench.measure(peers: n)
+            try bench.measureSingleGroup(peers: n)
         }
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let header = Self.machineDescription(repeats: bench.repeats, idle: bench.idleSeconds)

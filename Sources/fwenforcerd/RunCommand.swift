@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Flag(help: "Delete the table when stopping (default: leave it enforced).")
     var removeOnExit = false
 
-    @Option(help: ArgumentHelp("Quiet time after config file events before reading it.", valueName: "ms"))
+    @Option(help: ArgumentHelp("Quiet time after in-place writes to the config before reading it (a rename into place is read at once).", valueName: "ms"))
     var debounceMs: Int = 100
 
     @Option(help: ArgumentHelp("Period of the backstop re-read of config and kernel.", valueName: "seconds"))

@@ -73,6 +73,43 @@ import Testing
         #expect(try h.waitFor("v2"))
     }
 
+    /// A rename into place is a whole file: it is reported at once, not after the debounce (2 s here).
+    @Test func renameIntoPlaceIsReportedWithoutTheDebounce() throws {
+        let h = try Harness(debounce: .seconds(2), maximumDelay: .seconds(5))
+        defer { h.close() }
+        try daemonWriteInPlace(h.directory(".fwenforcer.conf.tmp"), "v2")
+        let start = ContinuousClock.now
+        try daemonCheck(rename(h.directory(".fwenforcer.conf.tmp"), h.config), "rename")
+        #expect(try h.waitFor("v2", timeout: .milliseconds(500)))
+        #expect(ContinuousClock.now - start < .milliseconds(500))
+        #expect(h.seen == ["v2"])
+    }
+
+    /// The same for a Kubernetes ConfigMap update: the new `..data` link renamed into place.
+    @Test func symlinkSwapIsReportedWithoutTheDebounce() throws {
+        let h = try Harness(debounce: .seconds(2), maximumDelay: .seconds(5)) { dir in
+            try daemonCheck(mkdir(dir("..1"), 0o755), "mkdir")
+            try daemonWriteInPlace(dir("..1/fwenforcer.conf"), "v1", mode: 0o644)
+            try daemonCheck(symlink("..1", dir("..data")), "symlink")
+            try daemonCheck(symlink("..data/fwenforcer.conf", dir("fwenforcer.conf")), "symlink")
+        }
+        defer { h.close() }
+        try daemonCheck(mkdir(h.directory("..2"), 0o755), "mkdir")
+        try daemonWriteInPlace(h.directory("..2/fwenforcer.conf"), "v2", mode: 0o644)
+        try daemonCheck(symlink("..2", h.directory("..data_tmp")), "symlink")
+        try daemonCheck(rename(h.directory("..data_tmp"), h.directory("..data")), "rename")
+        #expect(try h.waitFor("v2", timeout: .milliseconds(500)))
+    }
+
+    /// An in-place write may still be going on: it keeps waiting for the quiet period.
+    @Test func inPlaceWriteWaitsForTheDebounce() throws {
+        let h = try Harness(debounce: .milliseconds(400), maximumDelay: .seconds(5))
+        defer { h.close() }
+        try daemonWriteInPlace(h.config, "v2")
+        #expect(try h.notifications(during: .milliseconds(250)) == 0)
+        #expect(try h.waitFor("v2"))
+    }
+
     @Test func deleteAndRecreateIsSeen() throws {
         let h = try Harness()
         defer { h.close() }

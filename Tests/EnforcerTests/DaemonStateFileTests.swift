@@ -131,6 +131,23 @@ extension JSONDecoder {
             == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    /// Fed in pieces of every size (from whole blocks out of the caller's buffer to single bytes,
+    /// and from a sequence without contiguous storage): the digest of the whole.
+    @Test func piecesHashAsTheWhole() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let whole = SHA256.hex(of: bytes)
+        for piece in [1, 3, 63, 64, 65, 127, 128, 200, 999] {
+            var hasher = SHA256()
+            var i = 0
+            while i < bytes.count {
+                hasher.update(bytes[i..<min(i + piece, bytes.count)])
+                i += piece
+            }
+            #expect(hasher.finalize().map { String(format: "%02x", $0) }.joined() == whole, "pieces of \(piece)")
+        }
+        #expect(SHA256.hex(of: bytes.lazy.map { $0 }) == whole)
+    }
+
     /// Every length around the 55/56/64-byte padding boundaries, against sha256sum.
     @Test func matchesSha256sum() throws {
         let dir = try DaemonTemporaryDirectory()

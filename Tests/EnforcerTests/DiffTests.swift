@@ -43,6 +43,38 @@ import Testing
         #expect(added == [F.range("198.18.3.1", "198.18.3.20")])
     }
 
+    /// Random sorted host sets changed at the ends, in the middle and everywhere: the walk over
+    /// what is left between the equal head and tail gives exactly the two set differences.
+    @Test func elementChangesAreTheSetDifferences() {
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<300 {
+            let universe = UInt128(round % 3 == 0 ? 8 : 400)
+            func hosts() -> [UInt128] {
+                Array(Set((0..<Int.random(in: 0...60, using: &rng)).map { _ in UInt128.random(in: 0..<universe, using: &rng) })).sorted()
+            }
+            let before = hosts()
+            var after = before
+            // Mostly small edits of `before`, as a config change is; sometimes an unrelated set.
+            switch round % 4 {
+            case 0: after = hosts()
+            default:
+                for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                    if !after.isEmpty, Bool.random(using: &rng) { after.remove(at: Int.random(in: 0..<after.count, using: &rng)) }
+                    let v = UInt128.random(in: 0..<universe, using: &rng)
+                    if !after.contains(v) { after.append(v) }
+                }
+                after.sort()
+            }
+            func set(_ values: [UInt128]) -> AddressSet {
+                // A hash set's layout: one element per host, neighbours not merged.
+                AddressSet(family: .ipv6, hosts: values.map { IPAddress(family: .ipv6, value: $0) })
+            }
+            let (deleted, added) = Diff.elementChanges(from: set(before), to: set(after))
+            #expect(deleted.map(\.first) == before.filter { !after.contains($0) }, "\(before) -> \(after)")
+            #expect(added.map(\.first) == after.filter { !before.contains($0) }, "\(before) -> \(after)")
+        }
+    }
+
     @Test func setKindChangeRecreatesTheSetWithItsRules() {
         var c = F.a
         let i = c.sets.firstIndex { $0.name == "CCM_v6" }!

@@ -121,14 +121,22 @@ public enum Diff {
     /// a hash set every element is one address, so a replaced peer is one delete and one add
     /// whatever its neighbours.
     public static func elementChanges(from have: AddressSet, to want: AddressSet) -> (deleted: [AddressRange], added: [AddressRange]) {
-        // Both lists are sorted and disjoint, so one merge walk finds the exact matches.
+        // Both lists are sorted and disjoint, so one merge walk finds the exact matches. A change
+        // of a few peers leaves a long equal head and tail: those are skipped with `==` first
+        // (cheaper than the ordered walk), so the walk covers only the part that changed.
         var deleted: [AddressRange] = [], added: [AddressRange] = []
-        var i = 0, j = 0
         let a = have.ranges, b = want.ranges
-        while i < a.count || j < b.count {
-            if j == b.count || (i < a.count && a[i] < b[j]) {
+        let shorter = min(a.count, b.count)
+        var head = 0
+        while head < shorter && a[head] == b[head] { head += 1 }
+        var tail = 0
+        while tail < shorter - head && a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
+        let aEnd = a.count - tail, bEnd = b.count - tail
+        var i = head, j = head
+        while i < aEnd || j < bEnd {
+            if j == bEnd || (i < aEnd && a[i] < b[j]) {
                 deleted.append(a[i]); i += 1
-            } else if i == a.count || b[j] < a[i] {
+            } else if i == aEnd || b[j] < a[i] {
                 added.append(b[j]); j += 1
             } else {
                 i += 1; j += 1

@@ -97,8 +97,14 @@ extension Config {
 
     /// Parses and validates config text. `catalogOverride` replaces the catalog lookup (tests).
     public static func parse(text: String, file: String, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
-        let doc = try TOMLDocument(text: text, file: file)
+        let doc = try TOMLDocument(text: text, file: file, spliceLongArrays: true)
         defer { doc.release() }
+        return try parse(document: doc, catalogOverride: catalogOverride)
+    }
+
+    /// Validates an already parsed document (the caller releases it).
+    static func parse(document doc: TOMLDocument, catalogOverride: Catalog? = nil) throws(InputError) -> Config {
+        let file = doc.file
         try doc.rejectUnknown(in: doc.root, path: "", allowed: ["host", "enforce", "groups"])
 
         guard let hostT = try doc.table(doc.root, "host", path: "host", required: true) else { fatalError() }
@@ -212,27 +218,50 @@ extension Config {
                 guard let items = try doc.stringArray(t, name, path: path) else { continue }
                 var prefixes: [IPPrefix] = []
                 prefixes.reserveCapacity(items.count)
-                var seen = Set<IPPrefix>(minimumCapacity: items.count)
                 for item in items {
                     let p: IPPrefix
                     do {
                         let blank = { (b: UInt8?) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
-                        p = try IPPrefix.parse(blank(item.utf8.first) || blank(item.utf8.last) ? item.trimmingCharacters(in: " \t") : item)
+                        let text = blank(item.utf8.first) || blank(item.utf8.last) ? item.trimmingCharacters(in: " \t") : item
+                        if let fast = AddressText.prefix(text) { p = fast } else { p = try IPPrefix.parse(text) }
                     } catch {
                         throw doc.error(path, error.description, value: item)
                     }
-                    if !seen.insert(p).inserted {
-                        warnings.append("\(doc.error(path, "\(p) is listed twice", value: item))")
-                        continue
-                    }
                     prefixes.append(p)
                 }
-                groups[name] = prefixes
+                groups[name] = withoutRepeats(prefixes) { i, p in
+                    warnings.append("\(doc.error(path, "\(p) is listed twice", value: items[i]))")
+                }
             }
         }
 
         return Config(path: file, host: Host(roles: roles, catalog: catalogRef, version: version, features: features, strict: strict,
                                      rolesLine: doc.map.line(of: "host.roles")),
                       enforce: enforce, groups: groups, warnings: warnings, catalog: catalog)
+    }
+
+    /// `prefixes` without repeats (the first stays), telling `repeated` of each one dropped, in
+    /// order. A list whose IPv4 and IPv6 prefixes are each in increasing order, as generated lists
+    /// usually are, has none: that is checked by comparing neighbours of a family instead of
+    /// hashing 100,000 prefixes.
+    static func withoutRepeats(_ prefixes: [IPPrefix], repeated: (Int, IPPrefix) -> Void) -> [IPPrefix] {
+        var lastV4: IPPrefix?, lastV6: IPPrefix?
+        var increasing = true
+        for p in prefixes {
+            let last = p.family == .ipv4 ? lastV4 : lastV6
+            if let last, !(last < p) {
+                increasing = false
+                break
+            }
+            if p.family == .ipv4 { lastV4 = p } else { lastV6 = p }
+        }
+        if increasing { return prefixes }
+        var seen = Set<IPPrefix>(minimumCapacity: prefixes.count)
+        var out: [IPPrefix] = []
+        out.reserveCapacity(prefixes.count)
+        for (i, p) in prefixes.enumerated() {
+            if seen.insert(p).inserted { out.append(p) } else { repeated(i, p) }
+        }
+        return out
     }
 }

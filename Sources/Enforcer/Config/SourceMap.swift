@@ -10,21 +10,40 @@ struct SourceMap {
         var endLine: Int
     }
 
-    private let lines: [Substring]
+    private let text: String
+    /// The UTF-8 offset at which each line starts; line n (from one) ends before the next one's `\n`.
+    private let lineStarts: [Int]
     private var keys: [String: KeyEntry] = [:]
     private var headers: [String: Int] = [:]
 
     init(text: String) {
-        // Split and pre-filter on bytes: a config may list 100,000 addresses, one a line, and a
-        // line without `=` or `[` is neither a key nor a header (it can only continue a value).
-        lines = text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Substring($0) }
+        self.text = text
+        // One pass over the bytes, no substring a line: a config may list 100,000 addresses, one
+        // a line, and a line without `=` or `[` is neither a key nor a header (it can only
+        // continue a value).
+        var starts = [0]
+        var candidates: [Int] = []
+        var bytes = text
+        bytes.withUTF8 { utf8 in
+            var marked = false
+            for (i, b) in utf8.enumerated() {
+                if b == UInt8(ascii: "\n") {
+                    if marked { candidates.append(starts.count - 1) }
+                    starts.append(i + 1)
+                    marked = false
+                } else if b == UInt8(ascii: "=") || b == UInt8(ascii: "[") {
+                    marked = true
+                }
+            }
+            if marked { candidates.append(starts.count - 1) }
+        }
+        lineStarts = starts
         var table = ""
         var arrayCounts: [String: Int] = [:]
         var lastKey: String?
-        for (index, raw) in lines.enumerated() {
-            guard raw.utf8.contains(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "[") }) else { continue }
+        for index in candidates {
             let lineNo = index + 1
-            let line = SourceMap.stripComment(raw).trimmingCharacters(in: " \t\r")
+            let line = SourceMap.stripComment(self.line(index)).trimmingCharacters(in: " \t\r")
             if line.hasPrefix("[[") {
                 let name = SourceMap.keyPath(String(line.dropFirst(2).prefix { $0 != "]" }))
                 let n = arrayCounts[name, default: 0]
@@ -40,14 +59,24 @@ struct SourceMap {
                 let key = SourceMap.keyPath(String(line[..<eq]))
                 let full = table.isEmpty ? key : "\(table).\(key)"
                 closeKey(&lastKey, before: lineNo)
-                if keys[full] == nil { keys[full] = KeyEntry(line: lineNo, endLine: lines.count) }
+                if keys[full] == nil { keys[full] = KeyEntry(line: lineNo, endLine: lineCount) }
                 lastKey = full
             }
         }
     }
 
+    private var lineCount: Int { lineStarts.count }
+
+    /// Line `index` (from zero), without its `\n`.
+    private func line(_ index: Int) -> Substring {
+        let utf8 = text.utf8
+        let start = utf8.index(utf8.startIndex, offsetBy: lineStarts[index])
+        let end = index + 1 < lineStarts.count ? utf8.index(utf8.startIndex, offsetBy: lineStarts[index + 1] - 1) : utf8.endIndex
+        return Substring(utf8[start..<end])
+    }
+
     private mutating func closeKey(_ key: inout String?, before line: Int) {
-        if let k = key, var e = keys[k], e.endLine == lines.count {
+        if let k = key, var e = keys[k], e.endLine == lineCount {
             e.endLine = line - 1
             keys[k] = e
         }
@@ -66,8 +95,8 @@ struct SourceMap {
     func line(of path: String, value: String) -> Int? {
         guard let e = keys[path] else { return line(of: path) }
         let needles = ["\"\(value)\"", "'\(value)'"]
-        for n in e.line...max(e.line, e.endLine) where n <= lines.count {
-            let text = lines[n - 1]
+        for n in e.line...max(e.line, e.endLine) where n <= lineCount {
+            let text = line(n - 1)
             if needles.contains(where: { text.contains($0) }) { return n }
         }
         return e.line

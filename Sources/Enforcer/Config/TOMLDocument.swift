@@ -33,6 +33,8 @@ struct TOMLDocument {
     let file: String
     let root: TOMLTable
     let map: SourceMap
+    /// The long string arrays read without toml++ (see ``TOMLArraySplice``); nil when not asked for.
+    let splice: TOMLArraySplice?
 
     /// Frees the parsed document. TOMLKit 0.6 never does: `TOMLTable(string:)` allocates a
     /// `toml::table` with `new`, `TOMLTable` has no deinit, and its C layer exports no free
@@ -97,13 +99,18 @@ struct TOMLDocument {
         return nil
     }
 
-    init(text: String, file: String) throws(InputError) {
+    /// `spliceLongArrays`: long arrays of plain strings are read by ``TOMLArraySplice``, and
+    /// `stringArray` answers them; for documents that read string arrays only through it (the
+    /// config, not the catalog).
+    init(text: String, file: String, spliceLongArrays: Bool = false) throws(InputError) {
         self.file = file
         if let bad = TOMLPreflight.firstFailure(in: text) {
             throw InputError(file: file, line: bad.line, key: nil, message: "TOML syntax: \(bad.message)")
         }
+        let splice = spliceLongArrays ? TOMLArraySplice(text) : nil
+        self.splice = splice
         do {
-            root = try TOMLTable(string: text)
+            root = try TOMLTable(string: splice?.text ?? text)
         } catch let e as TOMLParseError {
             throw InputError(file: file, line: e.source.begin.line, key: nil,
                              message: "TOML syntax: \(e.description) (column \(e.source.begin.column))")
@@ -167,6 +174,9 @@ struct TOMLDocument {
     func stringArray(_ parent: TOMLTable, _ key: String, path: String) throws(InputError) -> [String]? {
         guard let v = parent[key] else { return nil }
         guard let a = v.array else { throw error(path, "must be a list of strings, found \(v.type)") }
+        if let splice, a.count == 1, let marker = Self.string(a[0]), let strings = splice.strings(forMarker: marker) {
+            return strings
+        }
         var out: [String] = []
         for (i, item) in a.enumerated() {
             guard let s = Self.string(item) else {

@@ -2,7 +2,8 @@
 import Glibc
 import SystemPackage
 
-/// Reports, after a short debounce, that watched files may have changed.
+/// Reports that watched files may have changed: at once for a rename into place, after a short
+/// debounce for anything else.
 ///
 /// It watches the *directories* that hold each file and the symlinks leading to it, never the file
 /// itself (see ``SymlinkChain``), so that every way tools replace a file is seen:
@@ -12,9 +13,13 @@ import SystemPackage
 /// - delete and recreate (`IN_DELETE`, `IN_CREATE`), including of the directories themselves.
 ///
 /// After every relevant event the links are resolved again and the watches moved to the directories
-/// they now lead through. Events are coalesced: the callback runs once the directory has been quiet
-/// for `debounce`, and at the latest `maximumDelay` after the first event of a burst, so a writer
-/// that never pauses still gets its changes picked up. An inotify queue overflow counts as a change.
+/// they now lead through. A rename onto a name that matters (`IN_MOVED_TO`: the write-then-rename of
+/// editors, Ansible, consul-template, the etcd watcher, or a new `..data` link) puts a complete file
+/// in place in one step, so it is reported on the loop's next turn, without waiting. Other events are
+/// coalesced, since an in-place write may still be going on: the callback runs once the directory
+/// has been quiet for `debounce`, and at the latest `maximumDelay` after the first event of a burst,
+/// so a writer that never pauses still gets its changes picked up. An inotify queue overflow counts
+/// as a (debounced) change.
 ///
 /// Every change is followed by a callback that starts after it; the callback may also run when
 /// nothing that matters changed (a `touch`, a rewrite with the same bytes). The caller re-reads the
@@ -258,6 +263,7 @@ public final class ConfigWatcher {
         guard let inotifyFD else { return }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var relevant = false
+        var renamedIntoPlace = false
         // Bounded: a flood of events in a watched directory must not hold the loop; the rest is
         // read on the next turn (the descriptor is level-triggered).
         var meter = DrainBudget.Meter(budget)
@@ -285,7 +291,11 @@ public final class ConfigWatcher {
                     let nameBytes = raw[(offset + 16)..<(offset + 16 + length)]
                     let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
                     offset += 16 + length
-                    if isRelevant(wd: wd, mask: mask, name: name) { relevant = true }
+                    switch relevance(wd: wd, mask: mask, name: name) {
+                    case .none: break
+                    case .settling: relevant = true
+                    case .complete: relevant = true; renamedIntoPlace = true
+                    }
                 }
             }
         }
@@ -295,7 +305,7 @@ public final class ConfigWatcher {
             } catch {
                 degrade(error)
             }
-            noteChange()
+            noteChange(complete: renamedIntoPlace)
         }
     }
 
@@ -309,23 +319,35 @@ public final class ConfigWatcher {
         watchedDirectories = [:]
     }
 
-    private func isRelevant(wd: Int32, mask: UInt32, name: String) -> Bool {
-        if mask & UInt32(IN_Q_OVERFLOW) != 0 { return true }
-        guard let names = watchedNames[wd] else {
-            // An event for a watch already removed, e.g. the IN_IGNORED that inotify_rm_watch causes.
-            return false
-        }
-        if mask & Self.directoryGoneEvents != 0 { return true }
-        return names.contains(name)
+    /// What one event says about the watched files.
+    private enum Relevance {
+        /// Nothing that decides what a watched path names.
+        case none
+        /// A change that may still be under way (an in-place write, a delete, a lost event).
+        case settling
+        /// A rename put a whole entry in place at once: nothing about it is still being written.
+        case complete
     }
 
-    /// Schedules the report `debounce` after now, but no later than `maximumDelay` after the burst began.
-    private func noteChange() {
+    private func relevance(wd: Int32, mask: UInt32, name: String) -> Relevance {
+        if mask & UInt32(IN_Q_OVERFLOW) != 0 { return .settling }
+        guard let names = watchedNames[wd] else {
+            // An event for a watch already removed, e.g. the IN_IGNORED that inotify_rm_watch causes.
+            return .none
+        }
+        if mask & Self.directoryGoneEvents != 0 { return .settling }
+        guard names.contains(name) else { return .none }
+        return mask & UInt32(IN_MOVED_TO) != 0 ? .complete : .settling
+    }
+
+    /// Schedules the report: on the loop's next turn when the change is `complete` (a rename into
+    /// place), else `debounce` after now but no later than `maximumDelay` after the burst began.
+    private func noteChange(complete: Bool = false) {
         let now = clock.now
         let start = burstStart ?? now
         burstStart = start
         let latest = start.advanced(by: maximumDelay)
-        let due = min(now.advanced(by: debounce), latest)
+        let due = complete ? now : min(now.advanced(by: debounce), latest)
         timer?.schedule(after: max(now.duration(to: due), .nanoseconds(1)))
     }
 }

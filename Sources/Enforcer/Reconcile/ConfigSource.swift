@@ -21,17 +21,33 @@ struct ConfigSource {
         var warnings: [ConfigDirectoryWarning]
     }
 
-    /// Reads the config file (checked). Then `catalogPath(named:)` tells which catalog file it
+    /// Reads the config file (checked). Then `prepare` and `catalogPath(named:)` tell which catalog file it
     /// names, and `read(catalog:config:)` adds it.
     func readConfig() throws -> (bytes: [UInt8], warnings: [ConfigDirectoryWarning]) {
         try readFile(configPath, what: "config file")
     }
 
-    /// The catalog file config bytes name (resolved against the config's directory); nil for a
+    /// The config's bytes as far as they parse: the text (UTF-8) and its TOML document. The
+    /// document is parsed once per read, for the catalog file it names and for the config itself
+    /// (a second parse of a 100,000-address file cost as much as the first). Call `release()`
+    /// after the last use.
+    struct Prepared {
+        var text: String?
+        var document: TOMLDocument?
+
+        func release() { document?.release() }
+    }
+
+    /// Decodes and parses config bytes; what fails is left nil, for `parse` to report.
+    func prepare(_ config: [UInt8]) -> Prepared {
+        guard let text = try? Config.text(of: config, file: configPath) else { return Prepared() }
+        return Prepared(text: text, document: try? TOMLDocument(text: text, file: configPath, spliceLongArrays: true))
+    }
+
+    /// The catalog file the config names (resolved against the config's directory); nil for a
     /// built-in catalog, or when the text cannot even say (parsing it reports the error).
-    func catalogPath(named config: [UInt8]) -> String? {
-        guard let text = try? Config.text(of: config, file: configPath),
-              let reference = Config.catalogReference(text: text, file: configPath),
+    func catalogPath(named config: Prepared) -> String? {
+        guard let document = config.document, let reference = Config.catalogReference(in: document),
               Catalog.builtInText(reference) == nil, reference.contains("/") || reference.hasSuffix(".toml") else {
             return nil
         }
@@ -53,12 +69,14 @@ struct ConfigSource {
 
     /// Parses what `read` returned: the catalog file's text is parsed here, from the bytes that
     /// were checked, never read again by name.
-    func parse(_ contents: Contents, text: String) throws(InputError) -> Config {
-        guard let path = contents.catalogPath, let bytes = contents.catalogBytes else {
-            return try Config.parse(text: text, file: configPath)
+    /// `document`, when given, is `text` already parsed (by `prepare`).
+    func parse(_ contents: Contents, text: String, document: TOMLDocument? = nil) throws(InputError) -> Config {
+        var catalog: Catalog?
+        if let path = contents.catalogPath, let bytes = contents.catalogBytes {
+            catalog = try Catalog.parse(text: try Config.text(of: bytes, file: path), file: path)
         }
-        let catalogText = try Config.text(of: bytes, file: path)
-        return try Config.parse(text: text, file: configPath, catalogOverride: try Catalog.parse(text: catalogText, file: path))
+        if let document { return try Config.parse(document: document, catalogOverride: catalog) }
+        return try Config.parse(text: text, file: configPath, catalogOverride: catalog)
     }
 
     /// The files to watch: the config, and the catalog file it names.
@@ -85,6 +103,10 @@ extension Config {
     static func catalogReference(text: String, file: String) -> String? {
         guard let doc = try? TOMLDocument(text: text, file: file) else { return nil }
         defer { doc.release() }
+        return catalogReference(in: doc)
+    }
+
+    static func catalogReference(in doc: TOMLDocument) -> String? {
         guard let host = try? doc.table(doc.root, "host", path: "host") else { return nil }
         return try? doc.string(host, "catalog", path: "host.catalog")
     }

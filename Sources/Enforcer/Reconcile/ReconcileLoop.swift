@@ -299,7 +299,9 @@ public final class ReconcileLoop {
             // descriptor: no window to swap a file in between.
             let configFile = try source.readConfig()
             configBytes = configFile.bytes
-            let catalogPath = source.catalogPath(named: configFile.bytes)
+            let prepared = source.prepare(configFile.bytes)
+            defer { prepared.release() }
+            let catalogPath = source.catalogPath(named: prepared)
             watch(source.watchedPaths(catalog: catalogPath))
             let contents = try source.read(catalog: catalogPath, config: configFile)
             for warning in contents.warnings where loggedDirectoryWarnings.insert("\(warning)").inserted {
@@ -309,7 +311,7 @@ public final class ReconcileLoop {
             readHash = hash
             if !force && hash == configHash && desired != nil { return }
             // The rule `check` applies too: bytes that are not UTF-8 are refused, not replaced.
-            let text = try Config.text(of: contents.configBytes, file: path)
+            let text = try prepared.text ?? Config.text(of: contents.configBytes, file: path)
             if let refused = refusedHash {
                 if hash == refused {
                     if force && reason != .backstop {
@@ -326,7 +328,7 @@ public final class ReconcileLoop {
                 }
                 refusedHash = nil
             }
-            let config = try source.parse(contents, text: text)
+            let config = try source.parse(contents, text: text, document: prepared.document)
             parsed = config
             autoRoles = config.host.roles == .auto
             for w in config.warnings { logger.warning("\(w)") }
