@@ -86,7 +86,8 @@ public enum ChildProcess {
             var fds = [feed.map { pollfd(fd: $0, events: Int16(POLLOUT), revents: 0) },
                        out.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) },
                        err.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }].compactMap { $0 }
-            try retryingInterrupts("poll") { poll(&fds, nfds_t(fds.count), -1) }
+            // poll fails only on EINTR (retried) or a bug; either way the child is still waited for below.
+            guard (try? retryingInterrupts("poll", nil, { poll(&fds, nfds_t(fds.count), -1) })) != nil else { break }
             for p in fds where p.revents != 0 {
                 if p.fd == feed {
                     let n = pending.withUnsafeBytes { write(p.fd, $0.baseAddress! + written, $0.count - written) }
@@ -103,6 +104,9 @@ public enum ChildProcess {
             }
         }
 
+        // Closed before waiting (all of them after a failed poll), so a child still writing ends.
+        for fd in parentEnds { closeDescriptor(fd) }
+        parentEnds = []
         var status: Int32 = 0
         try retryingInterrupts("waitpid", executable) { waitpid(pid, &status, 0) }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift's Glibc module does not import (macros).
