@@ -76,7 +76,10 @@ deps:
 	scripts/install-deps.sh
 
 # The release build, the man page and the completions feed `make install DESTDIR=...`, which
-# scripts/build-deb.sh stages and wraps with dpkg-deb; the version comes from the VERSION file.
+# scripts/build-deb.sh stages and wraps with dpkg-deb; the version comes from the VERSION file. It
+# packages nothing unless TOMLKit is the release the memory workaround was checked against and
+# its tests pass (scripts/check-tomlkit.sh: builds the tests if needed), and the binary links no
+# Foundation/ICU (scripts/check-no-foundation.sh).
 deb: build out/man/fwenforcerd.8 completions
 	scripts/build-deb.sh
 

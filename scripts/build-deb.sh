@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The TOMLKit release the memory workaround was checked against, and its internals as it expects
+# them (scripts/check-tomlkit.sh): no package of a build that would leak or crash on a config.
+scripts/check-tomlkit.sh
+
 version=$(tr -d ' \n' < VERSION)
 arch=$(dpkg --print-architecture)
 stage="$PWD/out/deb/fwenforcer_${version}_${arch}"
@@ -19,8 +23,13 @@ mkdir -p "$stage"
 make --no-print-directory install DESTDIR="$stage" PREFIX=/usr UNITDIR=/lib/systemd/system \
     INSTALL_SAMPLE_CONFIG=no OWNER=
 
-# Stripped as dh_strip would (85 MB -> 61 MB; most of the rest is the static Foundation/ICU data).
-# Swift finds types and conformances through its swift5_* sections, not the symbol table.
+# The shipped code uses FoundationEssentials, never Foundation: Foundation would bring ICU (a 34 MB
+# data table and its code, three quarters of the binary; issue 14). One call of a Foundation-only
+# API (String(format:), NSString paths, Process, a Foundation conformance such as String: CVarArg)
+# links it again; refuse such a build and name what pulled it in.
+scripts/check-no-foundation.sh "$stage/usr/sbin/fwenforcerd"
+# Stripped as dh_strip would (40 MB -> 18 MB). Swift finds types and conformances through its
+# swift5_* sections, not the symbol table.
 strip --strip-all --remove-section=.comment "$stage/usr/sbin/fwenforcerd"
 
 # The man page is installed now, so the unit may name it (systemd-analyze verify checks it exists).

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Enforcer
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// The start-time kernel check of `run` and `apply` (KernelRequirements): an older kernel is

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Enforcer
-import Foundation
+import FoundationEssentials
 import Logging
 import SystemPackage
 #if canImport(Glibc)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Enforcer
-import Foundation
+import FoundationEssentials
 import Logging
 import SystemPackage
 #if canImport(Glibc)
@@ -27,8 +27,8 @@ struct Status: ParsableCommand {
             let alive = kill(state.daemonPID, 0) == 0
             print("daemon:     pid \(state.daemonPID) (\(alive ? "running" : "not running"))")
             print("config:     \(state.configPath) (sha256 \(state.configSHA256.prefix(16)))")
-            print("applied at: \(state.appliedAt.map { ISO8601DateFormatter().string(from: $0) } ?? "never")")
-            print("last error: \(state.lastError.map { "\($0.message) (\(ISO8601DateFormatter().string(from: $0.at)))" } ?? "none")")
+            print("applied at: \(state.appliedAt.map { ISO8601Format.string($0) } ?? "never")")
+            print("last error: \(state.lastError.map { "\($0.message) (\(ISO8601Format.string($0.at)))" } ?? "none")")
             if let why = state.baseline {
                 print("baseline:   fail-closed baseline enforced, no valid plan: \(why)")
             }

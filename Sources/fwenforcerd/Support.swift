@@ -1,6 +1,6 @@
 import ArgumentParser
 import Enforcer
-import Foundation
+import FoundationEssentials
 import Logging
 import SystemPackage
 #if canImport(Glibc)
@@ -31,7 +31,7 @@ enum TextTable {
         var widths = header.map(\.count)
         for r in rows { for (i, c) in r.enumerated() where i < widths.count - 1 { widths[i] = max(widths[i], c.count) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padded(toLength: widths[i]) }
                 .joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
@@ -39,5 +39,5 @@ enum TextTable {
 }
 
 func printError(_ s: String) {
-    try? FileHandle.standardError.write(contentsOf: Data((s + "\n").utf8))
+    _ = try? FileDescriptor.standardError.writeAll((s + "\n").utf8)
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The audit report the daemon persists (`/run/fwenforcer/audit.json`) and `fwenforcerd report`
 /// prints: the flows that audit mode accepted and enforce mode would drop.

@@ -1,15 +1,14 @@
-import Foundation
+import FoundationEssentials
 
 extension AuditReport {
     /// The report as an operator reads it: one line per flow that enforce mode would drop, most
     /// packets first, with the groups of the peer's end, then what the counts leave out.
     public func table() -> String {
-        let time = ISO8601DateFormatter()
         var out: [String] = []
         let mode = auditing.isEmpty
-            ? "the daemon is not in audit mode now; these are the counts until \(time.string(from: updatedAt))"
+            ? "the daemon is not in audit mode now; these are the counts until \(ISO8601Format.string(updatedAt))"
             : "auditing \(auditing.map(\.rawValue).joined(separator: " and ")) (nflog group \(group.map(String.init) ?? "?"))"
-        out.append("Would be dropped in enforce mode, counted since \(time.string(from: since)); \(mode).")
+        out.append("Would be dropped in enforce mode, counted since \(ISO8601Format.string(since)); \(mode).")
         for d in Direction.allCases {
             guard let t = totals[d.rawValue], auditing.contains(d) || t.packets > 0 else { continue }
             out.append("\(d.rawValue): \(t.packets) packets in \(t.flows) flows")
@@ -23,13 +22,13 @@ extension AuditReport {
                 let port = f.port.map(String.init) ?? f.icmpType.map { "type \($0)" } ?? "-"
                 let peer = "\(f.remoteEnd) " + (f.remoteGroups.isEmpty ? "(no group)" : f.remoteGroups.joined(separator: ","))
                 return [f.direction == .ingress ? "in" : "out", f.proto, port, f.source, f.destination, String(f.packets),
-                        time.string(from: f.firstSeen), time.string(from: f.lastSeen), peer]
+                        ISO8601Format.string(f.firstSeen), ISO8601Format.string(f.lastSeen), peer]
             }
             var widths = header.map(\.count)
             for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
             func line(_ cells: [String]) -> String {
                 cells.enumerated().map { i, c in
-                    i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    i == cells.count - 1 ? c : c.padded(toLength: widths[i])
                 }.joined(separator: "  ")
             }
             out.append(line(header))

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What identifies a would-be-dropped flow in the audit report.
 public struct AuditFlowKey: Sendable, Hashable {
@@ -88,7 +91,7 @@ public final class FlowAggregator {
         let m = Double(Self.bitmapBits)
         // A full bitmap only says "at least about m ln m".
         let zeros = max(Double(Self.bitmapBits - set), 1)
-        return UInt64((-m * Foundation.log(zeros / m)).rounded())
+        return UInt64((-m * Glibc.log(zeros / m)).rounded())
     }
 
     /// The flows kept, in the report's order: most packets first, then by direction, protocol,

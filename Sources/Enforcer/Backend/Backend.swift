@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The narrow seam between fwenforcer's pure core and the kernel.
 ///
@@ -90,7 +90,7 @@ public struct ApplyReport: Sendable, Hashable, CustomStringConvertible {
         var text = "\(added) added, \(removed) removed"
         if flushedChains > 0 { text += ", \(flushedChains) chain\(flushedChains == 1 ? "" : "s") rewritten" }
         text += ", \(messages) netlink message\(messages == 1 ? "" : "s")"
-        text += ", " + String(format: "%.1f ms", ms)
+        text += ", " + String(cFormat: "%.1f ms", ms)
         if retries > 0 { text += " (\(retries) retr\(retries == 1 ? "y" : "ies"))" }
         return text
     }

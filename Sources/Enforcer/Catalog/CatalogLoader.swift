@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TOMLKit
 
 extension Catalog {
@@ -27,7 +27,7 @@ extension Catalog {
                              message: "no built-in catalog of this name (built-in: \(builtInNames.joined(separator: ", "))); a catalog file is given by path")
         }
         var path = reference
-        if !path.hasPrefix("/"), let base { path = (base as NSString).appendingPathComponent(path) }
+        if !path.hasPrefix("/"), let base { path = PathText.joining(base, path) }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw InputError(file: path, line: nil, key: nil, message: "cannot read catalog file")
         }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import TOMLKit
 
 /// How a direction is enforced.
 public enum EnforceMode: String, Sendable, Hashable, Codable, CaseIterable {
@@ -116,7 +117,7 @@ extension Config {
             catalog = catalogOverride
         } else {
             do {
-                catalog = try Catalog.load(catalogRef, relativeTo: (file as NSString).deletingLastPathComponent)
+                catalog = try Catalog.load(catalogRef, relativeTo: PathText.directory(of: file))
             } catch {
                 if error.line == nil && !catalogRef.contains("/") {
                     throw doc.error("host.catalog", error.message)

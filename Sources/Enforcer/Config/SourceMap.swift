@@ -97,7 +97,7 @@ struct SourceMap {
         let needles = ["\"\(value)\"", "'\(value)'"]
         for n in e.line...max(e.line, e.endLine) where n <= lineCount {
             let text = line(n - 1)
-            if needles.contains(where: { text.contains($0) }) { return n }
+            if needles.contains(where: { text.firstRange(ofBytes: $0) != nil }) { return n }
         }
         return e.line
     }

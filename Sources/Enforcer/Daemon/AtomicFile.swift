@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 import SystemPackage
 
 /// Replaces a small file atomically: a temporary file beside the target is written, fsynced and

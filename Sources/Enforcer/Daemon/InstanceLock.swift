@@ -1,5 +1,5 @@
 #if os(Linux)
-import Foundation
+import FoundationEssentials
 import Glibc
 import SystemPackage
 
@@ -103,7 +103,7 @@ public final class InstanceLock {
         // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" (device in hex, inode in decimal).
         let dev = UInt64(st.st_dev)
         let (major, minor) = (((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff), (dev & 0xff) | ((dev >> 12) & ~0xff))
-        let device = String(format: "%02llx:%02llx:%llu", major, minor, UInt64(st.st_ino))
+        let device = String(cFormat: "%02llx:%02llx:%llu", major, minor, UInt64(st.st_ino))
         for line in locks.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, fields[1] == "FLOCK", fields[5] == device, let pid = Int32(fields[4]) else { continue }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 
 /// What the daemon counts for monitoring. Plain values, updated by the reconcile loop as things
@@ -214,8 +214,7 @@ public enum MetricsText {
 
             /// Label values escape backslash, double quote and newline.
             func escape(_ s: String) -> String {
-                s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                    .replacingOccurrences(of: "\n", with: "\\n")
+                s.replacingScalars(["\\": "\\\\", "\"": "\\\"", "\n": "\\n"])
             }
         }
     }

@@ -28,7 +28,14 @@ public struct SyslogLogHandler: LogHandler {
         let priority = Int32(JournalLogHandler.syslogPriority(event.level))
         let text = JournalLogHandler.escaped(event.message.description)
         // "%s": the message is data, never a format string.
-        withVaList([text]) { vsyslog(LOG_DAEMON | priority, "%s", $0) }
+        Self.withMessage(text) { vsyslog(LOG_DAEMON | priority, "%s", $0) }
+    }
+
+    /// `text` as the one argument of a `%s` format: a C string. A Swift `String` is no C vararg of
+    /// its own; where Foundation is linked it passes as an object pointer, and syslog got the bytes
+    /// of that object instead of the message.
+    static func withMessage<Result>(_ text: String, _ body: (CVaListPointer) -> Result) -> Result {
+        text.withCString { message in withVaList([message], body) }
     }
 
     /// openlog keeps the identifier pointer, so it lives for the rest of the process.

@@ -23,7 +23,7 @@
     private static func config(_ bytes: UnsafeBufferPointer<UInt8>) {
         guard let text = String(validating: bytes, as: UTF8.self) else { return }
         // The catalog is given, not looked up: `catalog = "/dev/zero"` would read from the disk.
-        let catalog = try? Catalog.load(text.contains("cloudify") ? "cloudify" : "cloudcenter")
+        let catalog = try? Catalog.load(text.firstRange(ofBytes: "cloudify") != nil ? "cloudify" : "cloudcenter")
         _ = try? Config.parse(text: text, file: "fuzz.conf", catalogOverride: catalog)
         _ = try? Catalog.parse(text: text, file: "fuzz-catalog.toml")
     }

@@ -1,4 +1,5 @@
 import CNftables
+import SystemPackage
 
 /// A constant anonymous set nft creates for `tcp dport { 80, 443 }` or `icmp type { a, b }`: it
 /// belongs to its rule, is created in the same batch just before it, and goes away with it.

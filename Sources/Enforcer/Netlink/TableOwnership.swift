@@ -1,5 +1,6 @@
 import CNftables
 import Glibc
+import SystemPackage
 
 /// NFT_TABLE_F_OWNER (Linux 5.12): the table belongs to the netlink socket that created it; the
 /// kernel refuses every change to it (EPERM) from any other socket, and deletes it when that

@@ -1,5 +1,5 @@
 #if os(Linux)
-import Foundation
+import FoundationEssentials
 import Glibc
 import SystemPackage
 
@@ -75,7 +75,7 @@ public enum ConfirmationWaiterLauncher: Sendable, Equatable {
                 throw LaunchError(description: "\(argv.joined(separator: " ")) failed (exit \(started.status)): \(started.output)")
             }
             let shown = try Self.run(["systemctl", "show", "--property=MainPID", "--value", unit])
-            guard shown.status == 0, let main = pid_t(shown.output.trimmingCharacters(in: .whitespacesAndNewlines)), main > 0 else {
+            guard shown.status == 0, let main = pid_t(shown.output.trimmingWhitespace()), main > 0 else {
                 throw LaunchError(description: "cannot find the main pid of unit \(unit): \(shown.output)")
             }
             pid = main
@@ -101,17 +101,9 @@ public enum ConfirmationWaiterLauncher: Sendable, Equatable {
     }
 
     private static func run(_ argv: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env")
-        process.arguments = argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let executable = argv[0].hasPrefix("/") ? argv[0] : "/usr/bin/env"
+        let run = try ChildProcess.run(executable, argv[0].hasPrefix("/") ? Array(argv.dropFirst()) : argv, mergingErrors: true)
+        return (run.status, String(decoding: run.output, as: UTF8.self))
     }
 }
 #endif

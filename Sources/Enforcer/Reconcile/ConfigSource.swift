@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 
 /// What the daemon's plan is made of: the config file and, when its `[host] catalog` names a
@@ -51,7 +51,7 @@ struct ConfigSource {
               Catalog.builtInText(reference) == nil, reference.contains("/") || reference.hasSuffix(".toml") else {
             return nil
         }
-        return reference.hasPrefix("/") ? reference : (configPath as NSString).deletingLastPathComponent.appending("/" + reference)
+        return reference.hasPrefix("/") ? reference : PathText.directory(of: configPath) + "/" + reference
     }
 
     /// The whole content: the config's bytes and the catalog file at `catalog` (checked), hashed together.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The one engine that brings fwenforcer's table to a desired ruleset: the daemon, `apply`, a
 /// provisional apply, its rollback and `--remove-on-exit` all go through it.
@@ -117,7 +117,7 @@ public final class Reconciler {
                 parts.insert("removed \(foreign.count) object\(foreign.count == 1 ? "" : "s") fwenforcer did not write: \(shown)", at: 0)
             }
             parts.append("\(apply.messages) netlink message\(apply.messages == 1 ? "" : "s")")
-            parts.append(String(format: "%.2f ms", apply.milliseconds))
+            parts.append(String(cFormat: "%.2f ms", apply.milliseconds))
             if restarts > 0 { parts.append("\(restarts) compare-and-swap restart\(restarts == 1 ? "" : "s")") }
             return parts.joined(separator: ", ")
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Renders a `FlowGraph` as Graphviz DOT: roles as boxes, special groups as ellipses, an arrow from
 /// the side that opens the connection, labelled with protocol, ports and the catalog rows that
@@ -79,8 +79,7 @@ public enum DOTRenderer {
 
     /// Text inside an HTML-like label.
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        s.replacingScalars(["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"])
     }
 
     /// A DOT double-quoted string: only `"` and `\` need escaping; a newline becomes DOT's

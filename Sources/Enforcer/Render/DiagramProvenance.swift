@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a topology picture was made from, printed on it so that an auditor can tell which config
 /// and which catalog a diagram attached to a report describes. No clock and no host name: the
@@ -34,7 +34,7 @@ public struct DiagramProvenance: Sendable, Hashable {
         } else {
             catalogBuiltIn = false
             var path = reference
-            if !path.hasPrefix("/") { path = ((config.path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(path) }
+            if !path.hasPrefix("/") { path = PathText.joining(PathText.directory(of: config.path), path) }
             catalogSHA256 = FileManager.default.contents(atPath: path).map { SHA256.hex(of: Array($0)) }
         }
         productVersion = config.effectiveVersion?.description

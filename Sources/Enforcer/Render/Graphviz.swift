@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,41 +27,22 @@ public enum Graphviz {
         guard let executable else {
             return .unavailable("Graphviz (dot) is not installed on the machine that made this page")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = ["-Tsvg"]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        p.standardError = errors
-        do {
-            try p.run()
-        } catch {
-            return .unavailable("\(executable) could not be started: \(error)")
-        }
-        // Feed and drain concurrently: dot may write before it has read everything, and either
-        // pipe filling up would block both processes.
-        final class Box: @unchecked Sendable { var data = Data() }
-        let err = Box()
-        let group = DispatchGroup()
         // A dot that exits before reading all of its input (a broken install) closes the pipe:
         // that must fail the layout (EPIPE, reported below by its exit status), not kill the
         // command with SIGPIPE. `check` is a one-shot command and never writes to a closed pipe
         // on purpose, so ignoring the signal for the process is safe.
         signal(SIGPIPE, SIG_IGN)
-        DispatchQueue.global().async(group: group) {
-            try? input.fileHandleForWriting.write(contentsOf: Data(dot.utf8))
-            try? input.fileHandleForWriting.close()
+        let run: ChildProcess.Result
+        do {
+            run = try ChildProcess.run(executable, ["-Tsvg"], input: Array(dot.utf8))
+        } catch {
+            return .unavailable("\(executable) could not be started: \(error)")
         }
-        DispatchQueue.global().async(group: group) { err.data = errors.fileHandleForReading.readDataToEndOfFile() }
-        let svg = output.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        let text = String(decoding: svg, as: UTF8.self)
-        guard p.terminationStatus == 0, let start = text.range(of: "<svg") else {
-            let why = String(decoding: err.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            return .unavailable("\(executable) -Tsvg failed (exit \(p.terminationStatus))\(why.isEmpty ? "" : ": \(why)")")
+        let text = String(decoding: run.output, as: UTF8.self)
+        guard run.status == 0, let start = text.firstRange(ofBytes: "<svg") else {
+            let why = String(decoding: run.errors, as: UTF8.self).trimmingWhitespace()
+            return .unavailable("\(executable) -Tsvg failed (exit \(run.status))\(why.isEmpty ? "" : ": \(why)")")
         }
-        return .svg(String(text[start.lowerBound...]).trimmingCharacters(in: .whitespacesAndNewlines))
+        return .svg(String(text[start.lowerBound...]).trimmingWhitespace())
     }
 }

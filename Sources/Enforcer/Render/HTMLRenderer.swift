@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One self-contained HTML page for an auditor: what it was made from, the diagram (inline SVG
 /// when Graphviz laid it out), the role × role matrix, every flow with its rows' notes, the
@@ -93,10 +93,30 @@ public enum HTMLRenderer {
     static func screenSized(_ svg: String) -> String {
         guard let end = svg.firstIndex(of: ">") else { return svg }
         var head = String(svg[..<end])
-        for attribute in ["width", "height"] {
-            head = head.replacingOccurrences(of: "\(attribute)=\"([0-9.]+)pt\"", with: "\(attribute)=\"$1\"", options: .regularExpression)
-        }
+        for attribute in ["width", "height"] { head = withoutPoints(head, attribute) }
         return head + svg[end...]
+    }
+
+    /// `text` with every `<attribute>="<digits and dots>pt"` rewritten without the `pt` (the
+    /// regular expression `attribute="([0-9.]+)pt"`, written out: NSRegularExpression is ICU's).
+    static func withoutPoints(_ text: String, _ attribute: String) -> String {
+        let bytes = Array(text.utf8), prefix = Array("\(attribute)=\"".utf8), suffix = Array("pt\"".utf8)
+        var out: [UInt8] = [], i = 0
+        out.reserveCapacity(bytes.count)
+        while i < bytes.count {
+            if bytes[i...].starts(with: prefix) {
+                var j = i + prefix.count
+                while j < bytes.count, bytes[j] == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[j]) { j += 1 }
+                if j > i + prefix.count, bytes[j...].starts(with: suffix) {
+                    out += bytes[i..<j] + [UInt8(ascii: "\"")]
+                    i = j + suffix.count
+                    continue
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func findings(_ report: TopologyReport) -> String {

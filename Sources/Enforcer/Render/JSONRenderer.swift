@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON views of plans and catalogs for automation. Keys are sorted, so output is byte-stable.
 public enum JSONRenderer {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Renders a `Ruleset` in nft syntax, laid out as `nft list table` prints it, so that a plan can be
 /// read beside the kernel's view and fed to `nft -c -f` as an independent check.
@@ -105,6 +105,6 @@ public enum NftRenderer {
     /// nft strings cannot contain a double quote; the compiler never makes one, a user's catalog
     /// note might, so it becomes a single quote.
     static func quote(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\"", with: "'") + "\""
+        "\"" + s.replacingScalars(["\"": "'"]) + "\""
     }
 }
