@@ -95,21 +95,31 @@ struct Benchmark {
 
         // 2. full apply of a fresh table. Wall and CPU time are taken from plain runs; peak RSS from
         // separate runs under time(1), whose own exec would otherwise be charged to both sides.
+        // Every timed run starts once the kernel has released the table deleted before it: the
+        // release is deferred, and the next commit in the namespace waits for it (about 12 ms at
+        // N = 10 on this machine, charged to whichever process came next).
+        // (Releasing more elements takes longer: 50 ms plus 2 µs an element.)
+        func settle() { Thread.sleep(forTimeInterval: 0.05 + Double(n) * 2e-6) }
+        func deleteAndSettle() throws {
+            _ = try backend.apply(deleteTable)
+            settle()
+        }
         var inProcess: [Double] = [], process: [Child.Exit] = [], nft: [Child.Exit] = []
         var processRSS: [Double] = [], nftRSS: [Double] = []
         let applyArgv = [fwenforcerd, "apply", "--config", configPath, "--pending-file", dir + "/pending.json"]
         for _ in 0..<repeats {
             let fresh = Diff.replacement(ruleset, existing: false, generation: try backend.generation())
+            settle()
             inProcess.append(try timed { _ = try backend.apply(fresh) })
-            _ = try backend.apply(deleteTable)
+            try deleteAndSettle()
             process.append(try Child.run(applyArgv))
-            _ = try backend.apply(deleteTable)
+            try deleteAndSettle()
             nft.append(try Child.run(["nft", "-f", planFile]))
-            _ = try backend.apply(deleteTable)
+            try deleteAndSettle()
             processRSS.append(Double(try Child.run(applyArgv, measureRSS: true).maxRSS))
-            _ = try backend.apply(deleteTable)
+            try deleteAndSettle()
             nftRSS.append(Double(try Child.run(["nft", "-f", planFile], measureRSS: true).maxRSS))
-            _ = try backend.apply(deleteTable)
+            try deleteAndSettle()
         }
         let nftApply = Sample(nft.map(\.wall))
         let processApply = Sample(process.map(\.wall))
