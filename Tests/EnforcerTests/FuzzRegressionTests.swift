@@ -87,6 +87,20 @@ import Testing
         }
     }
 
+    /// libnftnl 1.2 parses a verdict into an attribute table it never zeroes, then strdup()s the
+    /// "chain" of a jump or goto from it: a dumped rule whose jump had no NFTA_VERDICT_CHAIN made it
+    /// read a stale stack pointer (SEGV under the fuzzer). The read-back refuses the rule instead.
+    @Test func aDumpedRuleWithAJumpWithoutItsChainIsRefused() throws {
+        let bytes = [UInt8](try Data(contentsOf: Self.corpus.appendingPathComponent("netlink-dump/regression-jump-without-chain.bin")))
+        let error = #expect(throws: BackendError.self) {
+            try TableDump(messages: bytes[...]).ruleset(table: "fwenforcer")
+        }
+        guard case .protocolViolation("undecodable rule")? = error else {
+            Issue.record("\(String(describing: error))")
+            return
+        }
+    }
+
     /// A real dump, as recorded from the kernel, reads back whole.
     @Test func aRecordedDumpOfTheSampleReadsBack() throws {
         let bytes = [UInt8](try Data(contentsOf: Self.corpus.appendingPathComponent("netlink-dump/sample-cco.bin")))

@@ -77,17 +77,47 @@ extension ReceivedMessage {
         return copy.withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)) } >= 0
     }
 
-    /// libnftnl 1.2 hands an expression without NFTA_EXPR_NAME to `nftnl_expr_alloc(NULL)`, whose
-    /// strcmp reads address 4 (found by `make fuzz` in rules and in sets' expressions,
-    /// fuzz/corpus/netlink-dump/regression-*): such a message is refused before libnftnl sees it.
+    /// Whether libnftnl 1.2 can parse the expressions of this message without reading memory it
+    /// should not; a message that fails is refused before libnftnl sees it (both found by
+    /// `make fuzz`, fuzz/corpus/netlink-dump/regression-*):
+    /// - an expression without NFTA_EXPR_NAME goes to `nftnl_expr_alloc(NULL)`, whose strcmp reads
+    ///   address 4;
+    /// - a verdict (in a data register: immediate, cmp, bitwise, range) is parsed into an attribute
+    ///   table on the stack that is never zeroed, so a verdict without its code, or a jump or goto
+    ///   without its chain, makes libnftnl read and strdup() whatever pointer was left there.
     /// `list` is an attribute holding NFTA_LIST_ELEM expressions, `single` one holding an expression.
-    func expressionsAreNamed(list: UInt32, single: UInt32? = nil) -> Bool {
-        func named(_ expression: Attribute) -> Bool { expression.nested.contains { $0.type == UInt16(NFTA_EXPR_NAME.rawValue) } }
-        return parseAttributes(attributes).allSatisfy { a in
-            if a.type == UInt16(list) { return a.nested.allSatisfy(named) }
-            if let single, a.type == UInt16(single) { return named(a) }
+    func expressionsAreSafeForLibnftnl(list: UInt32, single: UInt32? = nil) -> Bool {
+        parseAttributes(attributes).allSatisfy { a in
+            if a.type == UInt16(list) { return a.nested.allSatisfy(Self.expressionIsSafe) }
+            if let single, a.type == UInt16(single) { return Self.expressionIsSafe(a) }
             return true
         }
+    }
+
+    /// The attributes of each expression that libnftnl reads as data registers (`nftnl_parse_data`).
+    private static let dataRegisters: [String: Set<UInt16>] = [
+        "immediate": [UInt16(NFTA_IMMEDIATE_DATA.rawValue)],
+        "cmp": [UInt16(NFTA_CMP_DATA.rawValue)],
+        "bitwise": [UInt16(NFTA_BITWISE_MASK.rawValue), UInt16(NFTA_BITWISE_XOR.rawValue), UInt16(NFTA_BITWISE_DATA.rawValue)],
+        "range": [UInt16(NFTA_RANGE_FROM_DATA.rawValue), UInt16(NFTA_RANGE_TO_DATA.rawValue)],
+    ]
+
+    private static func expressionIsSafe(_ expression: Attribute) -> Bool {
+        // libnftnl keeps the last attribute of each type, as mnl_attr_parse_nested's callbacks do.
+        let parts = expression.nested
+        guard let name = parts.last(where: { $0.type == UInt16(NFTA_EXPR_NAME.rawValue) }) else { return false }
+        guard let registers = dataRegisters[name.string],
+              let data = parts.last(where: { $0.type == UInt16(NFTA_EXPR_DATA.rawValue) }) else { return true }
+        return data.nested.allSatisfy { !registers.contains($0.type) || verdictIsComplete(in: $0) }
+    }
+
+    private static func verdictIsComplete(in register: Attribute) -> Bool {
+        guard let verdict = register.nested.last(where: { $0.type == UInt16(NFTA_DATA_VERDICT.rawValue) }) else { return true }
+        let fields = verdict.nested
+        guard let code = fields.last(where: { $0.type == UInt16(NFTA_VERDICT_CODE.rawValue) })?.u32 else { return false }
+        let verdictCode = Int32(bitPattern: code)
+        guard verdictCode == NFT_JUMP.rawValue || verdictCode == NFT_GOTO.rawValue else { return true }
+        return fields.contains { $0.type == UInt16(NFTA_VERDICT_CHAIN.rawValue) }
     }
 }
 

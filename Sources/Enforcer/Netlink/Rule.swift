@@ -72,7 +72,7 @@ enum RuleMessages {
 
     static func decode(_ m: ReceivedMessage) -> DumpedRule? {
         let rule = NftnlRule()
-        let ok = m.expressionsAreNamed(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
+        let ok = m.expressionsAreSafeForLibnftnl(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
         guard ok, let table = rule.string(NFTNL_RULE_TABLE), let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
         return DumpedRule(table: table, chain: chain, expressions: rule.expressions, userdata: rule.userdata)
     }
@@ -80,7 +80,7 @@ enum RuleMessages {
     /// The counter of a dumped rule (its first `counter` expression), nil when it has none.
     static func counter(_ m: ReceivedMessage) -> RuleCounter? {
         let rule = NftnlRule()
-        let ok = m.expressionsAreNamed(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
+        let ok = m.expressionsAreSafeForLibnftnl(list: NFTA_RULE_EXPRESSIONS.rawValue) && m.parse { nftnl_rule_nlmsg_parse($0, rule.pointer) }
         guard ok, let chain = rule.string(NFTNL_RULE_CHAIN) else { return nil }
         var values: (packets: UInt64, bytes: UInt64)?
         var verdict: Verdict?

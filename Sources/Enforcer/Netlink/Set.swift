@@ -84,7 +84,7 @@ enum SetMessages {
 
     static func decode(_ m: ReceivedMessage) -> DumpedSet? {
         let set = NftnlSet()
-        let ok = m.expressionsAreNamed(list: NFTA_SET_EXPRESSIONS.rawValue, single: NFTA_SET_EXPR.rawValue)
+        let ok = m.expressionsAreSafeForLibnftnl(list: NFTA_SET_EXPRESSIONS.rawValue, single: NFTA_SET_EXPR.rawValue)
             && m.parse { nftnl_set_nlmsg_parse($0, set.pointer) }
         guard ok, let table = set.string(NFTNL_SET_TABLE), let name = set.string(NFTNL_SET_NAME),
               let keyType = set.u32(NFTNL_SET_KEY_TYPE), let keyLength = set.u32(NFTNL_SET_KEY_LEN) else { return nil }
