@@ -34,37 +34,17 @@ public enum ChildProcess {
         var childEnds = [stdout.write] + (stdin.map { [$0.read] } ?? []) + (stderr.map { [$0.write] } ?? [])
         defer { for fd in parentEnds + childEnds { closeDescriptor(fd) } }
 
-        var attributes = posix_spawnattr_t()
-        var actions = posix_spawn_file_actions_t()
-        try check("posix_spawnattr_init", posix_spawnattr_init(&attributes))
-        defer { posix_spawnattr_destroy(&attributes) }
-        try check("posix_spawn_file_actions_init", posix_spawn_file_actions_init(&actions))
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var mask = sigset_t(), defaults = sigset_t()
-        sigemptyset(&mask)
-        sigemptyset(&defaults)
-        for s in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
-        try check("posix_spawnattr_setsigmask", posix_spawnattr_setsigmask(&attributes, &mask))
-        try check("posix_spawnattr_setsigdefault", posix_spawnattr_setsigdefault(&attributes, &defaults))
-        try check("posix_spawnattr_setflags",
-                  posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF)))
-        if let stdin {
-            try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stdin.read, 0))
-        } else {
-            try check("posix_spawn_file_actions_addopen", posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0))
+        // The pipes are close-on-exec: only the ends dup'ed onto 0-2 reach the child.
+        let pid = try Spawn.start(executable, arguments, blocked: [], resetToDefault: [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]) {
+            (actions: inout posix_spawn_file_actions_t) throws(SystemCallError) in
+            if let stdin {
+                try Spawn.check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stdin.read, 0))
+            } else {
+                try Spawn.check("posix_spawn_file_actions_addopen", posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0))
+            }
+            try Spawn.check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stdout.write, 1))
+            try Spawn.check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stderr?.write ?? stdout.write, 2))
         }
-        try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stdout.write, 1))
-        try check("posix_spawn_file_actions_adddup2", posix_spawn_file_actions_adddup2(&actions, stderr?.write ?? stdout.write, 2))
-        // The pipes are close-on-exec; the netlink socket libmnl opened is not.
-        if let closeFrom = DetachedProcess.addCloseFrom {
-            try check("posix_spawn_file_actions_addclosefrom_np", closeFrom(&actions, 3))
-        }
-
-        let argv = ([executable] + arguments).map { strdup($0) }
-        defer { for p in argv { free(p) } }
-        var cArguments: [UnsafeMutablePointer<CChar>?] = argv + [nil]
-        var pid: pid_t = 0
-        try check("posix_spawn \(executable)", posix_spawn(&pid, executable, &actions, &attributes, &cArguments, environ))
         for fd in childEnds { closeDescriptor(fd) }
         childEnds = []
 
@@ -120,11 +100,6 @@ public enum ChildProcess {
         try retryingInterrupts("pipe") { pipe(&fds) }
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         return (fds[0], fds[1])
-    }
-
-    /// posix_spawn* return the error number instead of setting errno.
-    private static func check(_ call: String, _ result: Int32) throws(SystemCallError) {
-        if result != 0 { throw SystemCallError(call: call, code: Errno(rawValue: result)) }
     }
 }
 #endif
