@@ -98,14 +98,8 @@ struct ConfigSource {
 }
 
 extension Config {
-    /// `[host] catalog` of config text, read leniently (nil when the text does not say); the
-    /// default catalog is built in.
-    static func catalogReference(text: String, file: String) -> String? {
-        guard let doc = try? TOMLDocument(text: text, file: file) else { return nil }
-        defer { doc.release() }
-        return catalogReference(in: doc)
-    }
-
+    /// `[host] catalog` of a parsed config, read leniently (nil when the document does not say);
+    /// the default catalog is built in.
     static func catalogReference(in doc: TOMLDocument) -> String? {
         guard let host = try? doc.table(doc.root, "host", path: "host") else { return nil }
         return try? doc.string(host, "catalog", path: "host.catalog")
