@@ -21,8 +21,19 @@ public enum Diff {
         var deletedSets: [String] = []
         var elementDeletes: [SetElements] = []
         var elementAdds: [SetElements] = []
+        // The kernel lists a table's sets in the order they were added, and a new set goes last.
+        // For `nft list table` to read as the plan (and as `nft -f` of it), a kept set that sorts
+        // after a new one is re-created behind it: the baseline's admin_ssh_v4 would otherwise
+        // stay first once the plan's uppercase role sets arrive.
+        let firstNew = desired.sets.first { live.set(named: $0.name) == nil }?.name
         for want in desired.sets {
             guard let have = live.set(named: want.name) else {
+                created.append(want)
+                continue
+            }
+            if let firstNew, want.name > firstNew {
+                recreated.insert(want.name)
+                deletedSets.append(have.name)
                 created.append(want)
                 continue
             }
