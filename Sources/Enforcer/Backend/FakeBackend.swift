@@ -21,6 +21,9 @@ public final class FakeBackend: Backend {
     /// Makes the next `apply` commit and then report `outcomeUnknown`, as when the kernel's
     /// acknowledgements are lost (the receive buffer overflowed).
     public var loseNextAcknowledgements = false
+    /// Makes the next this-many `apply` calls refuse the batch whole with this errno (as the kernel
+    /// does under memory pressure: ENOMEM on one message aborts the batch), committing nothing.
+    public var refuseNextApplies: (count: Int, code: Errno) = (0, .noMemory)
 
     public init() {}
 
@@ -97,6 +100,11 @@ public final class FakeBackend: Backend {
         if let expected = tx.generation, expected != 0, expected != generation {
             log.append((tx, false))
             throw .generationChanged(expected: expected)
+        }
+        if refuseNextApplies.count > 0 {
+            refuseNextApplies.count -= 1
+            log.append((tx, false))
+            throw .rejected([Rejection(object: tx.operations.first.map(tx.subject(of:)) ?? "table inet \(tx.table)", code: refuseNextApplies.code)])
         }
         let result = run(tx)
         guard result.rejections.isEmpty else {

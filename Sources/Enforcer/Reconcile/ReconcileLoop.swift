@@ -35,7 +35,9 @@ public final class ReconcileLoop {
     var backstopTimer: EventLoop.Timer?
     var watchdogTimer: EventLoop.Timer?
     var confirmTimer: EventLoop.Timer?
-    var retryDelay: Duration = .seconds(1)
+    var backoff = RetryBackoff()
+    /// Arms the retry timer; tests replace it to run the retries on a clock of their own.
+    lazy var scheduleRetry: (Duration) -> Void = { [unowned self] in self.retryTimer?.schedule(after: $0) }
     /// Directory warnings already logged: a ConfigMap volume (mode 0777) would repeat them on every reload.
     var loggedDirectoryWarnings = Set<String>()
 
@@ -385,13 +387,14 @@ public final class ReconcileLoop {
                 logger.info("reconcile (\(reason)): \(outcome.summary)")
             }
             lastError = nil
-            retryDelay = .seconds(1)
+            backoff.succeeded()
             retryTimer?.cancel()
             publish()
             return outcome
         } catch {
             metrics.recordReconcile(ok: false, duration: ContinuousClock.now - start, messages: 0, driftRepair: false, at: Date())
             lastError = EnforcedState.Failure(message: "\(error)", at: Date())
+            let retryDelay = backoff.failed()
             let next: String
             if case BackendError.notOwned = error {
                 next = "nothing was changed; retrying in \(retryDelay)"
@@ -401,8 +404,7 @@ public final class ReconcileLoop {
                 next = "retrying in \(retryDelay) after reading the table"
             }
             logger.error("reconcile (\(reason)) failed: \(error); \(next)")
-            retryTimer?.schedule(after: retryDelay)
-            retryDelay = min(retryDelay * 2, .seconds(30))
+            scheduleRetry(retryDelay)
             publish(status: "reconcile failed: \(error)")
             return nil
         }
