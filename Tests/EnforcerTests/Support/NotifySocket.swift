@@ -50,6 +50,12 @@ final class NotifySocket {
         }
     }
 
+    /// Drops every message already queued, so that what is read next was sent from now on.
+    func discardPending() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT)) >= 0 {}
+    }
+
     func close() {
         guard !closed else { return }
         closed = true
