@@ -15,6 +15,26 @@ import Testing
         #expect(lastSet < firstRule)
     }
 
+    /// The kernel appends a new set to the table's list: the plan's role sets arriving over the
+    /// baseline re-create the baseline's admin_ssh_v4 behind them, so the sets end in plan order.
+    @Test func newSetsSortingFirstRecreateTheKeptSetsAfterThem() {
+        let config = try! Config.parse(text: """
+            [host]
+            roles = ["CCO"]
+            [groups]
+            AMQP = ["198.18.0.30"]
+            admin_ssh = ["198.19.0.0/24"]
+            """, file: "t.conf")
+        let baseline = Baseline.ruleset(Baseline.Inputs(config))
+        let plan = Compiler.compile(config: config, roles: ["CCO"]).ruleset
+        let tx = Diff.transaction(from: baseline, to: plan)
+        let added = tx.operations.compactMap { op -> String? in if case .addSet(let s) = op { return s.name } else { return nil } }
+        #expect(added == plan.sets.map(\.name))
+        #expect(tx.operations.contains(.deleteSet("admin_ssh_v4")))
+        // A membership change still creates no set.
+        #expect(Diff.transaction(from: F.a, to: F.aWithPeerReplaced).operations.allSatisfy { if case .addSet = $0 { false } else { true } })
+    }
+
     @Test func equalRulesetsNeedNothing() {
         #expect(Diff.transaction(from: F.a, to: F.a).operations.isEmpty)
         // Spelling differences that are the same bytes in the kernel are not changes.
