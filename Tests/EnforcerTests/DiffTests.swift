@@ -35,6 +35,21 @@ import Testing
         #expect(Diff.transaction(from: F.a, to: F.aWithPeerReplaced).operations.allSatisfy { if case .addSet = $0 { false } else { true } })
     }
 
+    /// Past the baseline, a group populated for the first time is one new set: the populated sets
+    /// that sort after it are kept (re-creating them would restart their chains' counters).
+    @Test func aGroupPopulatedLaterCreatesOnlyItsOwnSet() {
+        func plan(_ groups: String) -> Ruleset {
+            let config = try! Config.parse(text: "[host]\nroles = [\"CCO\"]\n[groups]\n" + groups, file: "t.conf")
+            return Compiler.compile(config: config, roles: ["CCO"]).ruleset
+        }
+        let before = plan("CCM = [\"198.18.0.10\"]\nadmin_ssh = [\"198.19.0.0/24\"]")
+        let after = plan("AMQP = [\"198.18.0.30\"]\nCCM = [\"198.18.0.10\"]\nadmin_ssh = [\"198.19.0.0/24\"]")
+        let tx = Diff.transaction(from: before, to: after)
+        let added = tx.operations.compactMap { op -> String? in if case .addSet(let s) = op { return s.name } else { return nil } }
+        #expect(added == ["AMQP_v4"])
+        #expect(!tx.operations.contains { if case .deleteSet = $0 { true } else { false } })
+    }
+
     @Test func equalRulesetsNeedNothing() {
         #expect(Diff.transaction(from: F.a, to: F.a).operations.isEmpty)
         // Spelling differences that are the same bytes in the kernel are not changes.

@@ -22,10 +22,13 @@ public enum Diff {
         var elementDeletes: [SetElements] = []
         var elementAdds: [SetElements] = []
         // The kernel lists a table's sets in the order they were added, and a new set goes last.
-        // For `nft list table` to read as the plan (and as `nft -f` of it), a kept set that sorts
-        // after a new one is re-created behind it: the baseline's admin_ssh_v4 would otherwise
-        // stay first once the plan's uppercase role sets arrive.
-        let firstNew = desired.sets.first { live.set(named: $0.name) == nil }?.name
+        // When the first plan replaces the fail-closed baseline, a kept set (the baseline's
+        // admin_ssh ones, a few elements) that sorts after a new one is re-created behind it, so
+        // the table lists as `nft -f` of the plan does. Not later: re-creating a populated
+        // group's set rewrites the chains that look it up and restarts their counters, which a
+        // node joining a new group must not cost; there the new set is listed last.
+        let overBaseline = live.chains.contains { $0.rules.contains { $0.comment == Baseline.adminRuleComment } }
+        let firstNew = overBaseline ? desired.sets.first { live.set(named: $0.name) == nil }?.name : nil
         for want in desired.sets {
             guard let have = live.set(named: want.name) else {
                 created.append(want)
