@@ -26,15 +26,6 @@ struct ContainerHostTests {
         """
     }
 
-    /// Polls `condition` every 10 ms until it holds or `seconds` pass.
-    static func eventually(_ seconds: Double = 5, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(10_000)
-        } while Date() < deadline
-        return try condition()
-    }
 
     static func writeConfig(_ text: String, _ lab: Lab) throws -> String {
         let path = lab.dir.appendingPathComponent("fwenforcer.conf").path
@@ -71,7 +62,7 @@ struct ContainerHostTests {
         // Without fwenforcer, Docker's own rules let anybody reach the published port: the bypass
         // this test must see closed (and the proof the probes can fail).
         for address in host {
-            #expect(try Self.eventually(10) { try docker.probe(from: Self.other.name, address, 5000, count: 1).ok == 1 })
+            #expect(try eventually(10) { try docker.probe(from: Self.other.name, address, 5000, count: 1).ok == 1 })
             let bypass = try docker.probe(from: Self.other.name, address, 5000, count: 5, timeout: 3)
             #expect(bypass.ok == 5, "Docker's DNAT path to \(address) without fwenforcer: \(bypass)")
         }
@@ -79,7 +70,7 @@ struct ContainerHostTests {
         let monitor = try lab.spawn(ContainerHost.hostVM.name, ["nft", "monitor"], label: "monitor")
         let daemon = try Self.startDaemon(lab, config: Self.config())
         defer { daemon.stop() }
-        #expect(try Self.eventually { try Self.table(lab)?.contains("chain forward") == true }, "\(daemon.output)")
+        #expect(try eventually(5) { try Self.table(lab)?.contains("chain forward") == true }, "\(daemon.output)")
 
         var allowed = ContainerHost.ProbeResult(), refused = ContainerHost.ProbeResult(), egress = ContainerHost.ProbeResult()
         func add(_ a: inout ContainerHost.ProbeResult, _ b: ContainerHost.ProbeResult) {
@@ -87,7 +78,7 @@ struct ContainerHostTests {
         }
         for address in host {
             // Neighbour resolution first, so the counted probes measure the firewall (the machine may be busy).
-            #expect(try Self.eventually(10) { try docker.probe(from: Self.worker.name, address, 5000, count: 1).ok == 1 })
+            #expect(try eventually(10) { try docker.probe(from: Self.worker.name, address, 5000, count: 1).ok == 1 })
             let fromWorker = try docker.probe(from: Self.worker.name, address, 5000, timeout: 3)
             #expect(fromWorker.ok == fromWorker.total, "worker -> \(address):5000: \(fromWorker)")
             add(&allowed, fromWorker)
@@ -97,7 +88,7 @@ struct ContainerHostTests {
         }
         // The container's own traffic: egress to a host that is in no group, masqueraded.
         for address in Self.other.addresses {
-            #expect(try Self.eventually(10) { try docker.probe(from: ContainerHost.containerVM, address, 8080, count: 1).ok == 1 })
+            #expect(try eventually(10) { try docker.probe(from: ContainerHost.containerVM, address, 8080, count: 1).ok == 1 })
             let out = try docker.probe(from: ContainerHost.containerVM, address, 8080, timeout: 3)
             #expect(out.ok == out.total, "container -> \(address):8080: \(out)")
             add(&egress, out)
@@ -108,9 +99,9 @@ struct ContainerHostTests {
 
         // A config change is applied too (every apply): the outsider joins workers, then leaves.
         _ = try Self.writeConfig(Self.config(workers: ["198.18.128.0/17", "fd00:128::/64", "198.18.0.99"]), lab)
-        #expect(try Self.eventually { try docker.probe(from: Self.other.name, host[0], 5000, count: 1, timeout: 0.3).ok == 1 })
+        #expect(try eventually(5) { try docker.probe(from: Self.other.name, host[0], 5000, count: 1, timeout: 0.3).ok == 1 })
         _ = try Self.writeConfig(Self.config(), lab)
-        #expect(try Self.eventually { try docker.probe(from: Self.other.name, host[0], 5000, count: 1, timeout: 0.3).timeout == 1 })
+        #expect(try eventually(5) { try docker.probe(from: Self.other.name, host[0], 5000, count: 1, timeout: 0.3).timeout == 1 })
 
         // Docker's tables: the same before, after, and no event about them in between.
         #expect(try docker.dockerTablesText() == dockerBefore)
@@ -164,7 +155,7 @@ struct ContainerHostTests {
             guard let t = try Self.table(lab) else { return false }
             return ["chain input", "chain forward", "chain output"].allSatisfy(t.contains)
         }
-        #expect(try Self.eventually(5, complete), "\(daemon.output)")
+        #expect(try eventually(5, complete), "\(daemon.output)")
         let planned = try Self.table(lab)
 
         var repairs: [Double] = []
@@ -172,7 +163,7 @@ struct ContainerHostTests {
         for _ in 0..<5 {
             let start = Date()
             try lab.check(host, ["nft", "-f", conf])
-            #expect(try Self.eventually(2, complete))
+            #expect(try eventually(2, complete))
             repairs.append(Date().timeIntervalSince(start))
             let now = try lab.check(host, ["nft", "-s", "list", "table", "inet", "filter"]).stdout
             if let filterText { #expect(now == filterText, "inet filter changed between reloads") }

@@ -66,15 +66,6 @@ struct DaemonAuditTests {
         return try AuditReport.decode(Data(r.stdout.utf8), path: path)
     }
 
-    /// Polls `condition` every 50 ms until it holds or `seconds` pass.
-    static func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(50_000)
-        } while Date() < deadline
-        return try condition()
-    }
 
     /// A background program in a namespace, killed (SIGKILL: children of the test runner inherit a
     /// signal mask that blocks SIGTERM) by `stop()`.
@@ -98,7 +89,7 @@ struct DaemonAuditTests {
         defer { pair.close() }
         let (server, peer) = (pair.setup.ns, pair.peer)
         let daemon = try pair.setup.start()
-        #expect(try Self.eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") },
+        #expect(try eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") },
                 "\(daemon.logText)")
         // The kernel reads the audit rule back as planned (snaplen included): nothing to change.
         let diff = try server.exec([fwenforcerdPath, "plan", "--diff", "--config", pair.setup.path.path])
@@ -139,7 +130,7 @@ struct DaemonAuditTests {
         #expect(client.stdout == "tcp8443 HI\ntcp9999 HI\nudp9998 U0\nudp9998 U1\nudp9998 U2\n", "\(client.stdout)\(client.stderr)")
 
         var report: AuditReport?
-        #expect(try Self.eventually(5) {
+        #expect(try eventually(5) {
             report = try Self.report(pair.reportPath)
             return report?.flows.count == 2 && report?.flows.contains { $0.proto == "udp" && $0.packets == 3 } == true
         }, "\(String(describing: report)) \(daemon.logText)")
@@ -165,7 +156,7 @@ struct DaemonAuditTests {
 
         // A reload keeps the counts; turning audit off keeps the report and says so.
         try DaemonRunTests.writeConfig(Self.config.replacingOccurrences(of: "ingress = \"audit\"", with: "ingress = \"enforce\""), to: pair.setup.path)
-        #expect(try Self.eventually(5) { try Self.report(pair.reportPath)?.auditing == [] }, "\(daemon.logText)")
+        #expect(try eventually(5) { try Self.report(pair.reportPath)?.auditing == [] }, "\(daemon.logText)")
         #expect(try Self.report(pair.reportPath)?.flows.count == 2)
         let off = try run([fwenforcerdPath, "report", "--report-file", pair.reportPath])
         #expect(off.stdout.contains("the daemon is not in audit mode now"), "\(off.stdout)")
@@ -180,7 +171,7 @@ struct DaemonAuditTests {
         let cap = 500, sent = 20_000
         let metrics = pair.setup.dir.appendingPathComponent("fwenforcer.prom").path
         let daemon = try pair.setup.start(extra: ["--audit-max-flows", String(cap), "--metrics-file", metrics, "--metrics-interval", "1"])
-        #expect(try Self.eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") })
+        #expect(try eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") })
         let pid = daemon.process.processIdentifier
         let before = try #require(Self.rssKiB(pid))
 
@@ -197,7 +188,7 @@ struct DaemonAuditTests {
         // Settled: every packet seen, or the counts unchanged for 2 s (the report is rewritten at
         // most once a second, and only when something new arrived).
         var last: (seen: UInt64, since: Date) = (0, Date())
-        #expect(try Self.eventually(20) {
+        #expect(try eventually(20) {
             report = try Self.report(pair.reportPath)
             let seen = (report?.totals["ingress"]?.packets ?? 0) + (report?.lostPackets ?? 0)
             if seen != last.seen { last = (seen, Date()) }
@@ -217,7 +208,7 @@ struct DaemonAuditTests {
         #expect(r.flows.allSatisfy { ($0.port ?? 0) < 20_000 + UInt16(cap) + UInt16(r.lostPackets) })
         // The metrics file carries the same totals.
         let counted = r.totals["ingress"]?.packets ?? 0
-        #expect(Self.eventually(5) {
+        #expect(eventually(5) {
             let text = (try? String(contentsOfFile: metrics, encoding: .utf8)) ?? ""
             return text.contains("fwenforcer_audit_would_drop_packets_total{direction=\"ingress\"} \(counted)\n")
                 && text.contains("fwenforcer_audit_flows_left_out_total \(r.leftOutFlowsEstimate)\n")

@@ -33,22 +33,22 @@ struct DaemonConfirmationTests {
         let pending = dir.appendingPathComponent("pending.json")
         let file = PendingFile(path: FilePath(pending.path))
         let daemon = try setup.start(extra: ["--confirm-within", "60", "--pending-file", pending.path])
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
 
         try Self.install(Self.config(amqp: "198.18.0.31"), at: path)
-        #expect(try helper.eventually { try file.read()?.applied.contains("AMQP_v4 +1 -1") == true }, "\(daemon.logText)")
+        #expect(try eventually { try file.read()?.applied.contains("AMQP_v4 +1 -1") == true }, "\(daemon.logText)")
         let b = try #require(try file.read())
         try Self.install(Self.config(amqp: "198.18.0.32"), at: path)
-        #expect(try helper.eventually { try file.read().map { $0.configSHA256 != b.configSHA256 } == true }, "\(daemon.logText)")
+        #expect(try eventually { try file.read().map { $0.configSHA256 != b.configSHA256 } == true }, "\(daemon.logText)")
         let c = try #require(try file.read())
 
         // What a confirm that read B's record sends: B's token. C stays provisional.
         try #require(b.ownerIdentity).signal(SIGUSR1, value: try #require(b.token))
-        #expect(helper.eventually { daemon.logText.contains("names another change than the pending one") }, "\(daemon.logText)")
+        #expect(eventually { daemon.logText.contains("names another change than the pending one") }, "\(daemon.logText)")
         #expect(try file.read()?.configSHA256 == c.configSHA256 && file.read()?.state == .pending)
         // A plain kill -USR1 confirms nothing either.
         kill(b.pid, SIGUSR1)
-        #expect(helper.eventually { daemon.logText.contains("names no change") })
+        #expect(eventually { daemon.logText.contains("names no change") })
         #expect(try file.read()?.state == .pending)
 
         let named = try ns.exec([fwenforcerdPath, "confirm", "--pending-file", pending.path, "--change", String(b.configSHA256.prefix(12))])
@@ -71,15 +71,15 @@ struct DaemonConfirmationTests {
         let file = PendingFile(path: FilePath(pending.path))
         let extra = ["--confirm-within", "60", "--pending-file", pending.path]
         var daemon = try setup.start(extra: extra)
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
         try Self.install(Self.config(amqp: "198.18.0.31"), at: path)
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.31") && file.read()?.state == .pending }, "\(daemon.logText)")
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.31") && file.read()?.state == .pending }, "\(daemon.logText)")
         let unconfirmed = try #require(try file.read())
 
         daemon.signal(SIGKILL)
         daemon.stop()
         daemon = try setup.start(extra: extra)
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") && !helper.setHas(ns, "AMQP_v4", "198.18.0.31") },
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") && !helper.setHas(ns, "AMQP_v4", "198.18.0.31") },
                 "\(daemon.logText)")
         #expect(daemon.logText.contains("was provisional when the daemon owning its window (pid \(unconfirmed.pid)) stopped without a confirmation"),
                 "\(daemon.logText)")
@@ -89,7 +89,7 @@ struct DaemonConfirmationTests {
         usleep(300_000)
         #expect(try helper.setHas(ns, "AMQP_v4", "198.18.0.30"))
         try Self.install(Self.config(amqp: "198.18.0.33"), at: path)
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.33") }, "\(daemon.logText)")
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.33") }, "\(daemon.logText)")
     }
 }
 
@@ -127,17 +127,17 @@ struct DaemonCatalogFileTests {
         try Self.catalog(restPort: 53333).write(to: catalog, atomically: false, encoding: .utf8)
         chmod(catalog.path, 0o666)
         let daemon = try setup.start(extra: ["--confirm-within", "60", "--pending-file", pending.path])
-        #expect(helper.eventually { daemon.logText.contains("refusing config") && daemon.logText.contains(catalog.path) }, "\(daemon.logText)")
+        #expect(eventually { daemon.logText.contains("refusing config") && daemon.logText.contains(catalog.path) }, "\(daemon.logText)")
         #expect(try inputRules(ns).contains(Baseline.adminRuleComment))
 
         // Made safe: picked up by the watch, no SIGHUP.
         chmod(catalog.path, 0o600)
         try DaemonRunTests.writeConfig(Self.catalog(restPort: 53333), to: catalog)
-        #expect(try helper.eventually { try inputRules(ns).contains("53333") }, "\(daemon.logText)")
+        #expect(try eventually { try inputRules(ns).contains("53333") }, "\(daemon.logText)")
 
         // An edit of the catalog alone is a change like a config edit: provisional, keyed on both.
         try DaemonRunTests.writeConfig(Self.catalog(restPort: 53334), to: catalog)
-        #expect(try helper.eventually { try inputRules(ns).contains("53334") }, "\(daemon.logText)")
+        #expect(try eventually { try inputRules(ns).contains("53334") }, "\(daemon.logText)")
         let file = PendingFile(path: FilePath(pending.path))
         let record = try #require(try file.read())
         let configOnly = SHA256.hex(of: Array(Self.config.utf8))
@@ -147,7 +147,7 @@ struct DaemonCatalogFileTests {
         daemon.stop()
         #expect(try !inputRules(ns).contains("53334") && inputRules(ns).contains("53333"))
         let restarted = try setup.start(extra: ["--confirm-within", "60", "--pending-file", pending.path])
-        #expect(helper.eventually { restarted.logText.contains("stays refused") }, "\(restarted.logText)")
+        #expect(eventually { restarted.logText.contains("stays refused") }, "\(restarted.logText)")
         #expect(try !inputRules(ns).contains("53334"))
     }
 }

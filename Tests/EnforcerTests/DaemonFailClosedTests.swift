@@ -91,10 +91,10 @@ struct DaemonFailClosedTests {
 
         // The address appears: the plan replaces the baseline.
         try run(["ip", "-n", ns.name, "addr", "add", "198.18.0.20/24", "dev", device])
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
         #expect(daemon.logText.contains("a valid plan exists: it replaces the fail-closed baseline"))
         #expect(try !ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout.contains(Baseline.adminRuleComment))
-        #expect(helper.eventually { ((try? String(contentsOf: metrics, encoding: .utf8)) ?? "").contains("fwenforcer_baseline_active 0") })
+        #expect(eventually { ((try? String(contentsOf: metrics, encoding: .utf8)) ?? "").contains("fwenforcer_baseline_active 0") })
         #expect(try Self.connects(from: admin, to: "198.18.0.20", 22), "the plan keeps administrators' SSH")
     }
 
@@ -105,7 +105,7 @@ struct DaemonFailClosedTests {
         let setup = try Run.Setup("inval", config: broken)
         defer { setup.close() }
         let daemon = try setup.start()
-        #expect(try helper.eventually { try setup.ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout.contains(Baseline.adminRuleComment) },
+        #expect(try eventually { try setup.ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout.contains(Baseline.adminRuleComment) },
                 "\(daemon.logText)")
         let listed = try setup.ns.exec(["nft", "list", "set", "inet", "fwenforcer", "admin_ssh_v4"]).stdout
         #expect(listed.contains("198.19.0.0/24"), "\(listed)")
@@ -114,7 +114,7 @@ struct DaemonFailClosedTests {
         let open = try Run.Setup("open", config: broken + "\n[enforce]\nunresolved = \"open\"\n")
         defer { open.close() }
         let d2 = try open.start()
-        #expect(helper.eventually { d2.logText.contains("[enforce] unresolved = \"open\": nothing is enforced") }, "\(d2.logText)")
+        #expect(eventually { d2.logText.contains("[enforce] unresolved = \"open\": nothing is enforced") }, "\(d2.logText)")
         #expect(try open.ns.exec(["nft", "list", "tables"]).stdout.isEmpty)
     }
 
@@ -126,13 +126,13 @@ struct DaemonFailClosedTests {
         defer { setup.close() }
         let (ns, path) = (setup.ns, setup.path)
         let daemon = try setup.start(wrapper: ["unshare", "--pid", "--fork", "--kill-child=SIGTERM"])
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") }, "\(daemon.logText)")
         for i in 1...20 {
             let address = "198.18.0.\(100 + i)"
             let next = path.deletingLastPathComponent().appendingPathComponent("next.conf")
             try Run.writeConfig(DaemonRunTests.config.replacingOccurrences(of: "198.18.0.30", with: address), to: next)
             #expect(rename(next.path, path.path) == 0)
-            #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", address) }, "change \(i): \(daemon.logText)")
+            #expect(try eventually { try helper.setHas(ns, "AMQP_v4", address) }, "change \(i): \(daemon.logText)")
         }
         usleep(300_000)
         let log = daemon.logText
@@ -146,11 +146,11 @@ struct DaemonFailClosedTests {
         defer { setup.close() }
         let ns = setup.ns
         let daemon = try setup.start()
-        #expect(try helper.eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
+        #expect(try eventually { try helper.setHas(ns, "AMQP_v4", "198.18.0.30") })
         let planned = try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout
         #expect(try ns.exec(["nft", "insert", "rule", "inet", "fwenforcer", "input", "ip", "saddr", "198.18.9.9", "tcp", "dport", "2222", "accept"]).status == 0)
-        #expect(try helper.eventually(1) { try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == planned }, "\(daemon.logText)")
-        #expect(helper.eventually { daemon.logText.contains("removed 1 object fwenforcer did not write: rule in chain input: ip saddr 198.18.9.9 tcp dport 2222 accept") },
+        #expect(try eventually(1) { try ns.exec(["nft", "list", "table", "inet", "fwenforcer"]).stdout == planned }, "\(daemon.logText)")
+        #expect(eventually { daemon.logText.contains("removed 1 object fwenforcer did not write: rule in chain input: ip saddr 198.18.9.9 tcp dport 2222 accept") },
                 "\(daemon.logText)")
     }
 
@@ -164,13 +164,13 @@ struct DaemonFailClosedTests {
             try ns.exec(["nft", "list", "tables"]).stdout.split(separator: "\n").map { String($0.split(separator: " ").last!) }.sorted()
         }
         var daemon = try setup.start()
-        #expect(try helper.eventually { try tables() == ["fwenforcer"] })
+        #expect(try eventually { try tables() == ["fwenforcer"] })
         try Run.writeConfig(DaemonRunTests.config + "\n[enforce]\ntable = \"fw_two\"\n", to: path)
-        #expect(try helper.eventually { try tables() == ["fw_two"] }, "\(daemon.logText)")
+        #expect(try eventually { try tables() == ["fw_two"] }, "\(daemon.logText)")
         daemon.stop()
         try Run.writeConfig(DaemonRunTests.config + "\n[enforce]\ntable = \"fw_three\"\n", to: path)
         daemon = try setup.start()
-        #expect(try helper.eventually { try tables() == ["fw_three"] }, "\(daemon.logText)")
+        #expect(try eventually { try tables() == ["fw_three"] }, "\(daemon.logText)")
         daemon.stop()
 
         // Debian's stock table under the configured name: refused, untouched, the daemon waits.
@@ -178,7 +178,7 @@ struct DaemonFailClosedTests {
         let stock = try ns.exec(["nft", "list", "table", "inet", "filter"]).stdout
         try Run.writeConfig(DaemonRunTests.config + "\n[enforce]\ntable = \"filter\"\n", to: path)
         daemon = try setup.start()
-        #expect(helper.eventually { daemon.logText.contains("table inet filter exists and was not created by fwenforcer") }, "\(daemon.logText)")
+        #expect(eventually { daemon.logText.contains("table inet filter exists and was not created by fwenforcer") }, "\(daemon.logText)")
         usleep(300_000)
         #expect(try ns.exec(["nft", "list", "table", "inet", "filter"]).stdout == stock)
         #expect(try tables() == ["filter", "fw_three"], "the old table is kept while the new one is refused")

@@ -68,7 +68,7 @@ struct DaemonFloodTests {
             daemon.waitUntilExit()
         }
         #expect(notify.next(containing: "READY=1", before: .now + .seconds(10)) != nil, "\(logText())")
-        #expect(try DaemonAuditTests.eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") })
+        #expect(try eventually(5) { try server.exec(["nft", "list", "chain", "inet", "fwenforcer", "input"]).stdout.contains("group 6600") })
 
         // Two sending threads in the peer's namespace, together at most 20,000,000 packets or 10 s,
         // to 4,096 ports (python's sendto is too slow to outpace a release daemon).
@@ -76,7 +76,7 @@ struct DaemonFloodTests {
                                  maximumPackets: 20_000_000, maximumDuration: .seconds(10))
         defer { print("audit flood: \(flood.stop()) packets sent") }
         // The daemon is in its NFLOG handler: it has counted a good share of the flood.
-        #expect(try DaemonAuditTests.eventually(10) { audited() >= 50_000 }, "the daemon received \(audited()) audit packets")
+        #expect(try eventually(10) { audited() >= 50_000 }, "the daemon received \(audited()) audit packets")
         let auditedBefore = audited()
 
         // Watchdog pings keep coming, 100 ms apart.
@@ -95,7 +95,7 @@ struct DaemonFloodTests {
         // plus a loaded machine's scheduling, with room to spare).
         #expect(!gaps.isEmpty && gaps.max()! <= 200, "watchdog pings \(gaps.max() ?? .infinity) ms apart under the flood")
         // And the flood kept reaching the daemon while the pings were timed.
-        #expect(try DaemonAuditTests.eventually(3) { audited() > auditedBefore }, "no audit packets after \(auditedBefore)")
+        #expect(try eventually(3) { audited() > auditedBefore }, "no audit packets after \(auditedBefore)")
 
         // SIGTERM is answered (STOPPING=1) within 200 ms, and the process is gone soon after.
         let sent = ContinuousClock.now

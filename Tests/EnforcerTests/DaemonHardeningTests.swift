@@ -12,14 +12,6 @@ struct DaemonHardeningTests {
     typealias Setup = DaemonRunTests.Setup
     static let config = DaemonRunTests.config
 
-    func eventually(_ seconds: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(20_000)
-        } while Date() < deadline
-        return try condition()
-    }
 
     func setHas(_ ns: DaemonRunTests.Namespace, _ set: String, _ element: String) throws -> Bool {
         let r = try ns.exec(["nft", "list", "set", "inet", "fwenforcer", set])

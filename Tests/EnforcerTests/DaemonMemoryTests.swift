@@ -33,14 +33,14 @@ struct DaemonMemoryTests {
         defer { setup.close() }
         let daemon = try setup.start(extra: ["--allow-insecure-config"])
         let waiter = DaemonRunTests()
-        #expect(waiter.eventually(30) { daemon.logText.contains("reconcile (start)") }, "\(daemon.logText)")
+        #expect(eventually(30) { daemon.logText.contains("reconcile (start)") }, "\(daemon.logText)")
         // `ip netns exec` execs the daemon: the Process is the daemon.
         let pid = daemon.process.processIdentifier
         var samples: [Int] = []
         for variant in 1...6 {
             try DaemonRunTests.writeConfig(Self.config(count: count, variant: variant), to: setup.path)
             let needle = Self.variantAddress(variant)
-            #expect(waiter.eventually(30) { (try? waiter.setHas(setup.ns, "AMQP_v6", needle)) ?? false }, "\(daemon.logText.suffix(2000))")
+            #expect(eventually(30) { (try? waiter.setHas(setup.ns, "AMQP_v6", needle)) ?? false }, "\(daemon.logText.suffix(2000))")
             usleep(200_000)
             samples.append(try #require(Self.residentKiB(pid)))
         }

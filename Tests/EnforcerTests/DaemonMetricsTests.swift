@@ -165,7 +165,7 @@ struct DaemonMetricsKernelTests {
             return (try? DaemonMetricsTests.parse(text)) ?? [:]
         }
         let waiter = DaemonRunTests()
-        #expect(waiter.eventually { samples()["fwenforcer_reconciles_total{result=\"ok\"}"] == "1" }, "\(daemon.logText)")
+        #expect(eventually { samples()["fwenforcer_reconciles_total{result=\"ok\"}"] == "1" }, "\(daemon.logText)")
         var s = samples()
         #expect(s["fwenforcer_set_elements{set=\"AMQP_v4\"}"] == "1")
         #expect(s["fwenforcer_config_generation"] == "1")
@@ -185,14 +185,14 @@ struct DaemonMetricsKernelTests {
             except OSError: pass
         """
         _ = try ns.exec(["python3", "-c", send])
-        #expect(waiter.eventually(4) { samples()["fwenforcer_chain_dropped_packets_total{chain=\"output\"}"] == "5" },
+        #expect(eventually(4) { samples()["fwenforcer_chain_dropped_packets_total{chain=\"output\"}"] == "5" },
                 "\(samples().filter { $0.key.contains("dropped") })")
 
         // A peer added: the set gauge follows, and the config generation moves on.
         try DaemonRunTests.writeConfig(DaemonRunTests.config.replacingOccurrences(of: "AMQP = [\"198.18.0.30\"]",
                                                                                   with: "AMQP = [\"198.18.0.30\", \"198.18.0.40\"]"),
                                        to: setup.path)
-        #expect(waiter.eventually { samples()["fwenforcer_set_elements{set=\"AMQP_v4\"}"] == "2" })
+        #expect(eventually { samples()["fwenforcer_set_elements{set=\"AMQP_v4\"}"] == "2" })
         s = samples()
         #expect(s["fwenforcer_config_generation"] == "2")
         #expect(s["fwenforcer_reconciles_total{result=\"ok\"}"] == "2")

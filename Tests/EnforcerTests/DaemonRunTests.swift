@@ -102,15 +102,6 @@ struct DaemonRunTests {
     admin_ssh = ["198.19.0.0/24"]
     """
 
-    /// Polls `condition` every 20 ms until it holds or `seconds` pass.
-    func eventually(_ seconds: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(20_000)
-        } while Date() < deadline
-        return try condition()
-    }
 
     func setHas(_ ns: Namespace, _ set: String, _ element: String) throws -> Bool {
         let r = try ns.exec(["nft", "list", "set", "inet", "fwenforcer", set])

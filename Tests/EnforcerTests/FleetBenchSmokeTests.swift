@@ -68,7 +68,7 @@ struct FleetBenchSmokeTests {
         let child = try Fleet.Child(argv(dir("out"), "fwe-fleetstop", rounds: ["--rounds", "50"]), log: URL(fileURLWithPath: dir("log")),
                                     environment: ["TMPDIR": scratch])
         defer { child.stop(SIGKILL) }
-        #expect(DaemonRunTests().eventually(30) { child.logText.contains("VMs ready") }, "\(child.logText)")
+        #expect(eventually(30) { child.logText.contains("VMs ready") }, "\(child.logText)")
         #expect(try namespaces("fwe-fleetstop").count == 3)
         #expect(try leftovers(scratch).count >= 7, "etcd, 3 watchers, 3 daemons")
         kill(child.process.processIdentifier, SIGTERM)

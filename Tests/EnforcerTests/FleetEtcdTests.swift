@@ -173,44 +173,44 @@ struct FleetEtcdTests {
                                       log: dir.appendingPathComponent("watcher.log"))
         defer { watcher.stop() }
         // Rendered at start, before any change.
-        #expect(wait.eventually(10) { FileManager.default.fileExists(atPath: config.path) }, "\(watcher.logText)")
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: config.path) }, "\(watcher.logText)")
         let attributes = try FileManager.default.attributesOfItem(atPath: config.path)
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
 
         let daemon = try setup.start()
-        #expect(try wait.eventually(5) { try elements(ns, "CCM_SA_v4") == ["198.18.0.10"] }, "\(daemon.logText)")
+        #expect(try eventually(5) { try elements(ns, "CCM_SA_v4") == ["198.18.0.10"] }, "\(daemon.logText)")
         #expect(try elements(ns, "CCM_SA_v6") == ["fd00:18::10"])
         #expect(try elements(ns, "AMQP_v4").isEmpty)
 
         // A new member: the set gains its address.
         try etcd.put("\(prefix)/members/AMQP/amqp-1", "198.18.0.30")
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30"] }, "\(watcher.logText)\n\(daemon.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30"] }, "\(watcher.logText)\n\(daemon.logText)")
 
         // The member replaced (same name, new VM): one element out, one in.
         try etcd.put("\(prefix)/members/AMQP/amqp-1", "198.18.0.31")
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31"] }, "\(watcher.logText)\n\(daemon.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31"] }, "\(watcher.logText)\n\(daemon.logText)")
         #expect(daemon.logText.contains("AMQP_v4 +1 -1, rules unchanged"), "\(daemon.logText)")
 
         // An invalid member is refused by the watcher's check: the installed file stays as it was.
         let before = try String(contentsOf: config, encoding: .utf8)
         try etcd.put("\(prefix)/members/AMQP/amqp-2", "198.18.0.300")
-        #expect(wait.eventually(5) { watcher.logText.contains("groups.AMQP: \"198.18.0.300\" is not an IPv4 or IPv6 address") }, "\(watcher.logText)")
+        #expect(eventually(5) { watcher.logText.contains("groups.AMQP: \"198.18.0.300\" is not an IPv4 or IPv6 address") }, "\(watcher.logText)")
         #expect(watcher.logText.contains("not installed"))
         #expect(try String(contentsOf: config, encoding: .utf8) == before)
         #expect(!daemon.logText.contains("198.18.0.300"), "the daemon saw the invalid render")
         // Fixing it installs the next version.
         try etcd.put("\(prefix)/members/AMQP/amqp-2", "198.18.0.40")
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31", "198.18.0.40"] }, "\(watcher.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.31", "198.18.0.40"] }, "\(watcher.logText)")
 
         // etcd crashes and comes back: the watcher resumes and later changes still arrive.
         etcd.crash()
         try etcd.start()
         try etcd.ctl(["del", "\(prefix)/members/AMQP/amqp-2"])
-        #expect(try wait.eventually(10) { try elements(ns, "AMQP_v4") == ["198.18.0.31"] }, "\(watcher.logText)\n\(etcd.child!.logText.suffix(1500))")
+        #expect(try eventually(10) { try elements(ns, "AMQP_v4") == ["198.18.0.31"] }, "\(watcher.logText)\n\(etcd.child!.logText.suffix(1500))")
 
         // A member leaving entirely: the set empties, the rest stays.
         try etcd.ctl(["del", "\(prefix)/members/AMQP/amqp-1"])
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4").isEmpty }, "\(watcher.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4").isEmpty }, "\(watcher.logText)")
         #expect(try elements(ns, "CCM_SA_v4") == ["198.18.0.10"])
         #expect(!(try String(contentsOf: config, encoding: .utf8)).contains("198.18.9.9"))
         // Six versions installed (start, added, replaced, fixed, two removals), the refused one not;
@@ -245,9 +245,9 @@ struct FleetEtcdTests {
                                        "--output", config.path, "--fwenforcerd", fwenforcerdPath, "--etcdctl", Fleet.etcdctl!],
                                       log: dir.appendingPathComponent("watcher.log"))
         defer { watcher.stop() }
-        #expect(wait.eventually(10) { FileManager.default.fileExists(atPath: config.path) }, "\(watcher.logText)")
+        #expect(eventually(10) { FileManager.default.fileExists(atPath: config.path) }, "\(watcher.logText)")
         let daemon = try setup.start()
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30"] }, "\(daemon.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30"] }, "\(daemon.logText)")
         let installed = try String(contentsOf: config, encoding: .utf8)
         let sets = try ["AMQP_v4", "CCO_v4", "admin_ssh_v4"].map { try elements(ns, $0) }
 
@@ -269,7 +269,7 @@ struct FleetEtcdTests {
         for (put, logged) in hostile {
             let r = try run(["sh", "-c", put])
             try #require(r.status == 0, "\(put): \(r.stderr)")
-            #expect(wait.eventually(5) { watcher.logText.contains(logged) }, "\(put)\n\(watcher.logText)")
+            #expect(eventually(5) { watcher.logText.contains(logged) }, "\(put)\n\(watcher.logText)")
             #expect(watcher.process.isRunning, "the watcher died on \(put): \(watcher.logText)")
             #expect(try String(contentsOf: config, encoding: .utf8) == installed, "\(put) changed the config")
             #expect(try ["AMQP_v4", "CCO_v4", "admin_ssh_v4"].map { try elements(ns, $0) } == sets, "\(put) changed a set")
@@ -278,7 +278,7 @@ struct FleetEtcdTests {
                 "installed again: \(watcher.logText)")
         // Still watching: an honest member arrives; the hostile ones still add nothing.
         try etcd.put("\(prefix)/members/AMQP/amqp-7", "198.18.0.40")
-        #expect(try wait.eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30", "198.18.0.40"] }, "\(watcher.logText)")
+        #expect(try eventually(5) { try elements(ns, "AMQP_v4") == ["198.18.0.30", "198.18.0.40"] }, "\(watcher.logText)")
         #expect(try elements(ns, "admin_ssh_v4").isEmpty)
         let text = try String(contentsOf: config, encoding: .utf8)
         #expect(text == installed.replacingOccurrences(of: "    \"198.18.0.30\",  # amqp-1\n",

@@ -38,7 +38,7 @@ struct OwnedTableTests {
         defer { lab.teardown() }
         var daemon = try ContainerHostTests.startDaemon(lab, config: Self.config(owner: true))
         defer { daemon.stop() }
-        #expect(try ContainerHostTests.eventually { try ContainerHostTests.table(lab)?.contains("flags owner") == true }, "\(daemon.output)")
+        #expect(try eventually(5) { try ContainerHostTests.table(lab)?.contains("flags owner") == true }, "\(daemon.output)")
         let planned = try Self.rules(lab)
 
         // While the daemon runs: nobody else changes or deletes the table ...
@@ -76,12 +76,12 @@ struct OwnedTableTests {
         // A new daemon adopts it (and repairs the operator's change); nft is refused again.
         daemon = try ContainerHostTests.startDaemon(lab, config: Self.config(owner: true))
         #expect(daemon.waitForLine(timeout: 10) { $0.contains("adopted the orphaned table") }, "\(daemon.output)")
-        #expect(try ContainerHostTests.eventually { try Self.rules(lab) == planned })
+        #expect(try eventually(5) { try Self.rules(lab) == planned })
         #expect(try !Self.nft(lab, "delete", "table", "inet", "fwenforcer").ok)
 
         // Killed (no chance to clean up): the table stays; the operator may then delete it.
         kill(daemon.pid, SIGKILL)
-        #expect(try ContainerHostTests.eventually { try Self.nft(lab, "delete", "table", "inet", "fwenforcer").ok })
+        #expect(try eventually(5) { try Self.nft(lab, "delete", "table", "inet", "fwenforcer").ok })
         #expect(try ContainerHostTests.table(lab) == nil)
     }
 
@@ -92,7 +92,7 @@ struct OwnedTableTests {
         defer { lab.teardown() }
         var daemon = try ContainerHostTests.startDaemon(lab, config: Self.config(owner: false))
         defer { daemon.stop() }
-        #expect(try ContainerHostTests.eventually { try ContainerHostTests.table(lab) != nil })
+        #expect(try eventually(5) { try ContainerHostTests.table(lab) != nil })
         let shared = try Self.rules(lab)
         #expect(try ContainerHostTests.table(lab)?.contains("flags owner") == false)
         daemon.stop()
@@ -119,7 +119,7 @@ extension OwnedTableTests {
         let daemon = try ContainerHostTests.startDaemon(lab, config: Self.config(owner: true))
         defer { daemon.stop() }
         #expect(daemon.waitForLine(timeout: 10) { $0.contains("adopted the orphaned table") }, "\(daemon.output)")
-        #expect(try ContainerHostTests.eventually { try ContainerHostTests.table(lab)?.contains("198.18.128.0/17") == true })
+        #expect(try eventually(5) { try ContainerHostTests.table(lab)?.contains("198.18.128.0/17") == true })
     }
 }
 

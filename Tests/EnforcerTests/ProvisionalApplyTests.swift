@@ -75,14 +75,6 @@ struct ProvisionalApplyTests {
         }
     }
 
-    func eventually(_ seconds: Double = 3, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            if try condition() { return true }
-            usleep(20_000)
-        } while Date() < deadline
-        return try condition()
-    }
 
     /// The table as nft lists it, without counter values (traffic moves them).
     func table(_ ns: Namespace) throws -> String {
