@@ -7,7 +7,7 @@ extension String {
     /// replacement is never edited again): what a chain of `replacingOccurrences(of:with:)` of single
     /// characters does when no replacement contains a later pattern. Works on scalars, not
     /// characters: a `<` followed by a combining mark is still escaped.
-    public func replacingScalars(_ replacements: [Unicode.Scalar: String]) -> String {
+    package func replacingScalars(_ replacements: [Unicode.Scalar: String]) -> String {
         var out = ""
         out.reserveCapacity(utf8.count)
         for scalar in unicodeScalars {
@@ -18,7 +18,7 @@ extension String {
 
     /// Without leading and trailing white space and newlines (Unicode's White_Space property, which
     /// is `CharacterSet.whitespacesAndNewlines`): `trimmingCharacters(in: .whitespacesAndNewlines)`.
-    public func trimmingWhitespace() -> String {
+    package func trimmingWhitespace() -> String {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
@@ -27,7 +27,7 @@ extension String {
 
     /// Padded with spaces to `length` UTF-16 code units, or cut to it: `padding(toLength: length,
     /// withPad: " ", startingAt: 0)`, which counts as NSString does.
-    public func padded(toLength length: Int) -> String {
+    package func padded(toLength length: Int) -> String {
         let units = utf16.count
         if units >= length { return String(decoding: Array(utf16.prefix(length)), as: UTF16.self) }
         return self + String(repeating: " ", count: length - units)
@@ -37,7 +37,7 @@ extension String {
 extension StringProtocol {
     /// The first occurrence of `text`, compared byte for byte: `range(of:)` (and `contains`) of
     /// ASCII text, without the standard library's string processing, which brings the regex parser.
-    public func firstRange(ofBytes text: String) -> Range<Index>? {
+    package func firstRange(ofBytes text: String) -> Range<Index>? {
         let needle = Array(text.utf8), haystack = utf8
         guard !needle.isEmpty else { return nil }
         var start = haystack.startIndex

@@ -5,7 +5,7 @@ extension String {
     /// `arguments` formatted by the C library's `snprintf` as `format` says: what
     /// `String(format:)` gives for numbers, without the part of Foundation that carries ICU (issue
     /// 14). The daemon never calls `setlocale`, so the decimal point is `.`.
-    public init(cFormat format: String, _ arguments: CVarArg...) {
+    package init(cFormat format: String, _ arguments: CVarArg...) {
         var buffer = [CChar](repeating: 0, count: 64)
         while true {
             let needed = withVaList(arguments) { vsnprintf(&buffer, buffer.count, format, $0) }
