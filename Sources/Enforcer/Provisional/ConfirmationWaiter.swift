@@ -127,10 +127,4 @@ public final class ConfirmationWaiter {
     }
 }
 
-/// RFC 3339 UTC timestamps for operator-facing lines.
-public enum ISO8601Format {
-    public static func string(_ date: Date) -> String {
-        date.formatted(.iso8601)
-    }
-}
 #endif
