@@ -34,6 +34,7 @@ expect() {
 
 finish() {
     handled=1
+    ip netns del $verdict_ns 2> /dev/null || true
     journalctl --no-pager -o short-monotonic --list-boots > "$results/boots.txt" 2>&1 || true
     journalctl --no-pager -o short-monotonic > "$results/journal.txt" 2>&1 || true
     echo "${1:-0}" > "$results/status"
@@ -45,14 +46,26 @@ finish() {
 # The service's property, e.g. prop MainPID.
 prop() { systemctl show -p "$1" --value fwenforcerd; }
 
-# Enforced: the kernel holds exactly the plan of the config (fwenforcerd plan --diff exits 0).
-enforced() { fwenforcerd plan --config "$conf" --diff > /dev/null 2>&1; }
+# Enforced: the kernel holds what nft itself makes of the plan. The plan's nft text is loaded by
+# `nft -f` into a scratch namespace, and the two tables, both listed by nft, must be equal. The
+# daemon's own `plan --diff` would be the program judging itself. (kernel_ns: the namespace whose
+# table is judged, the guest's own when unset; set only to try this function outside the guest.)
+verdict_ns=fwe-verdict
+enforced() {
+    local plan
+    plan=$(fwenforcerd plan --config "$conf" 2> /dev/null) || return 1
+    ip netns add $verdict_ns 2> /dev/null || true
+    ip netns exec $verdict_ns nft flush ruleset || return 1
+    ip netns exec $verdict_ns nft -f - <<< "$plan" || return 1
+    local kernel
+    kernel=$(listing "${kernel_ns:-}")
+    [[ -n "$kernel" && "$kernel" == "$(listing $verdict_ns)" ]]
+}
 
-# The table as nft lists it, by content: counter values left out, and its sets and chains sorted
-# by name (nft lists them in the order they were created, which differs when the fail-closed
-# baseline created the table and the plan replaced it).
+# The table as nft lists it (in network namespace $1 if given), by content: counter values left
+# out, and its sets and chains sorted by name (nft lists them in the order they were created).
 listing() {
-    nft list table $table 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' \
+    ${1:+ip netns exec "$1"} nft list table $table 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/' \
         | awk '/^\t(set|chain) / { block = $0; inblock = 1; next }
                inblock { block = block "\x01" $0; if ($0 == "\t}") { print block; inblock = 0 }; next }
                NF { print }' | LC_ALL=C sort | tr '\001' '\n'
