@@ -66,14 +66,17 @@ for target in $targets; do
         # libnftnl exits the process ("nf_tables kernel ABI is broken", exit(1)) on an attribute that
         # fails its validation: its contract with the kernel, not a crash of ours. Fork mode goes on
         # after each; every input it kept is replayed below, and only the others fail the run.
-        # Its exit status is the last job's, so an ABI exit there may make it 1; anything else (a
-        # signal, a sanitizer report of the parent, a bad option), or a parent that did not reach
-        # its own end ("INFO: exiting: ... time: ..."), fails the run.
+        # A parent that dies (a signal, a sanitizer report of its own, a bad option) or does not
+        # reach its own end ("INFO: exiting: N time: ...") fails the run.
         parent=0
         FWENFORCER_FUZZ_TARGET="$target" SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
             "$harness" -fork=1 -ignore_crashes=1 "${options[@]}" >"$log" 2>&1 || parent=$?
         elapsed=$((SECONDS - started))
-        if ! grep -qE '^INFO: exiting: [0-9]+ time: [0-9]+s' "$log" || ((parent != 0 && parent != 1)); then
+        # The parent's status is what its end line says: 0, 1 (its last job's ABI exit) or 77,
+        # libFuzzer's error exit code once any job ended in a crash (an ABI exit counts as one).
+        # Which of those crashes are ABI exits and which are ours is decided by the replay below.
+        said=$(sed -nE 's/^INFO: exiting: ([0-9]+) time: [0-9]+s.*/\1/p' "$log" | tail -1)
+        if [[ -z "$said" ]] || ((parent != said)) || ((parent != 0 && parent != 1 && parent != 77)); then
             echo "fuzz: $target: the fork-mode parent ended with status $parent without finishing its run" >&2
             status=$parent
             ((status != 0)) || status=1
