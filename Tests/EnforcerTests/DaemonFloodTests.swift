@@ -44,9 +44,8 @@ struct DaemonFloodTests {
         // the evidence that the flood reached its handler (an idle daemon keeps its latency).
         let metrics = dir.appendingPathComponent("fwenforcer.prom")
         let audited = { () -> Int in
-            let text = (try? String(contentsOf: metrics, encoding: .utf8)) ?? ""
-            let sample = text.split(separator: "\n").first { $0.hasPrefix("fwenforcer_audit_would_drop_packets_total{direction=\"ingress\"} ") }
-            return sample.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            let samples = (try? String(contentsOf: metrics, encoding: .utf8)).flatMap { try? DaemonMetricsTests.parse($0) } ?? [:]
+            return samples["fwenforcer_audit_would_drop_packets_total{direction=\"ingress\"}"].flatMap { Int($0) } ?? 0
         }
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let daemon = Process()

@@ -34,13 +34,8 @@ public enum Diff {
                 created.append(want)
                 continue
             }
-            if let firstNew, want.name > firstNew {
-                recreated.insert(want.name)
-                deletedSets.append(have.name)
-                created.append(want)
-                continue
-            }
-            if SetDefinition(have) != SetDefinition(want) {
+            let behindANewSet = firstNew.map { want.name > $0 } ?? false
+            if behindANewSet || SetDefinition(have) != SetDefinition(want) {
                 recreated.insert(want.name)
                 deletedSets.append(have.name)
                 created.append(want)
